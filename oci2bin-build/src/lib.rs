@@ -1,0 +1,1 @@
+//! oci2bin-build
