@@ -1,1 +1,32 @@
-//! oci2bin-build
+//! oci2bin-build: embed an OCI/Docker image into a Rust binary from its build script.
+//!
+//! The build side of oci2bin. It reads an image from an OCI layout or a docker-archive,
+//! picks the manifest for the cargo target's platform (not the build host's), verifies every
+//! blob against its digest and size and every layer against its diff_id while streaming,
+//! recompresses the layers into a cache keyed by (input digest, codec, level), and writes the
+//! payload (a tar that is both a docker-archive and an OCI layout) into an object file that is
+//! linked into the binary, where `oci2bin-rt` finds it.
+//!
+//! ```no_run
+//! // build.rs of a crate whose main.rs is `oci2bin_rt::main!();`
+//! fn main() {
+//!     if let Err(e) = oci2bin_build::Builder::from_env().and_then(|b| b.embed()) {
+//!         panic!("oci2bin: {e}");
+//!     }
+//! }
+//! ```
+#![deny(missing_docs)]
+
+pub mod builder;
+pub mod cache;
+pub mod compress;
+pub mod embed;
+pub mod error;
+pub mod payload;
+pub mod prepare;
+pub mod source;
+
+pub use builder::{Builder, Embedded, Event};
+pub use compress::CompressSpec;
+pub use error::{BuildError, Result};
+pub use source::ImageSource;

@@ -10,7 +10,7 @@ pub mod media;
 pub mod platform;
 pub mod reference;
 
-pub use digest::{Digest, DigestError, Sha256Writer};
+pub use digest::{Digest, DigestError, Sha256Reader, Sha256Writer};
 pub use media::{Compression, MediaTypeError};
 pub use platform::Platform;
 pub use reference::{Reference, ReferenceError};

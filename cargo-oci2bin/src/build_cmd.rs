@@ -1,0 +1,170 @@
+//! `cargo oci2bin --image SRC`: the whole build.
+
+use crate::cargo_build::{self, CargoBuild};
+use crate::cli::BuildArgs;
+use crate::progress::Mode;
+use anyhow::{bail, Context, Result};
+use oci2bin_build::{Builder, CompressSpec, Event, ImageSource};
+use oci2bin_rt::oci::Platform;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+/// The oci2bin home: `$OCI2BIN_HOME`, else `$XDG_CACHE_HOME/oci2bin`, else `~/.cache/oci2bin`.
+pub fn home(explicit: Option<&Path>) -> Result<PathBuf> {
+    if let Some(p) = explicit {
+        return Ok(p.to_path_buf());
+    }
+    if let Some(d) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(d).join("oci2bin"));
+    }
+    let home = std::env::var_os("HOME").filter(|d| !d.is_empty()).context(
+        "no cache directory: set OCI2BIN_HOME, XDG_CACHE_HOME or HOME (or pass --cache-dir)",
+    )?;
+    Ok(PathBuf::from(home).join(".cache/oci2bin"))
+}
+
+/// The host's static musl target.
+fn default_target() -> String {
+    format!("{}-unknown-linux-musl", std::env::consts::ARCH)
+}
+
+/// Makes a local source's path absolute: the build script runs in another directory.
+fn absolute_source(source: &ImageSource) -> Result<String> {
+    let abs = |p: &Path| -> Result<PathBuf> {
+        std::path::absolute(p).with_context(|| format!("resolving {}", p.display()))
+    };
+    Ok(match source {
+        ImageSource::OciLayout { dir, tag } => ImageSource::OciLayout {
+            dir: abs(dir)?,
+            tag: tag.clone(),
+        }
+        .to_string(),
+        ImageSource::DockerArchive { file, reference } => ImageSource::DockerArchive {
+            file: abs(file)?,
+            reference: reference.clone(),
+        }
+        .to_string(),
+        other => other.to_string(),
+    })
+}
+
+/// Runs the build.
+pub fn run(args: &BuildArgs) -> Result<()> {
+    let mode = Mode::detect(args.quiet);
+    let Some(image) = &args.image else {
+        bail!("no image given: pass --image oci:DIR[:TAG] or --image docker-archive:FILE (see --help)");
+    };
+    let source = ImageSource::parse(image)?;
+    let source_str = absolute_source(&source)?;
+    let target = args.target.clone().unwrap_or_else(default_target);
+    let compress = CompressSpec::parse(&args.compress)?;
+    let home = home(args.cache_dir.as_deref())?;
+    let build_cache = home.join("build");
+
+    let mut builder = Builder::new(&source_str)?
+        .compression(compress)
+        .cache_dir(&build_cache);
+    if let Some(p) = &args.platform {
+        builder = builder.platform(Platform::parse(p)?);
+    }
+
+    // 1. Resolve, verify and recompress here, where progress and errors can be shown plainly.
+    let mut bar = None;
+    let mut layer_count = 0;
+    let (resolved, layers) = builder
+        .prepare(&target, &mut |ev| match ev {
+            Event::Resolved { image, total_bytes } => {
+                layer_count = image.layers.len();
+                mode.line(&format!(
+                    "Image {} ({}) from {}, {} layers, {:.1} MB",
+                    image.reference,
+                    image.platform,
+                    image.source_desc,
+                    image.layers.len(),
+                    total_bytes as f64 / 1e6
+                ));
+            }
+            Event::LayerStart { index, size } => {
+                bar = Some(mode.bytes_bar(size, format!("layer {}/{layer_count}", index + 1)));
+            }
+            Event::Bytes(n) => {
+                if let Some(b) = &bar {
+                    b.inc(n)
+                }
+            }
+            Event::LayerDone { index, layer } => {
+                if let Some(b) = bar.take() {
+                    b.finish_and_clear();
+                }
+                mode.line(&format!(
+                    "  layer {}/{layer_count}: {} ({}, {:.1} MB)",
+                    index + 1,
+                    layer.digest,
+                    layer.codec,
+                    layer.size as f64 / 1e6
+                ));
+            }
+        })
+        .with_context(|| format!("preparing image {image}"))?;
+
+    let output = match &args.output {
+        Some(o) => o.clone(),
+        None => PathBuf::from(resolved.reference.file_stem()),
+    };
+
+    // 2. Generate and build the crate.
+    cargo_build::check_toolchain(&target)?;
+    let sources = crate::bundle::unpack(&home)?;
+    let manifest = crate::generate::generate(&home, &sources)?;
+    let lock_path = manifest.with_file_name(".oci2bin.lock");
+    let lock_file = std::fs::File::create(&lock_path)
+        .with_context(|| format!("creating {}", lock_path.display()))?;
+    let _lock = nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| e)
+        .with_context(|| format!("locking {}", lock_path.display()))?;
+    let spinner = mode.spinner(&format!("Building the executable for {target} (cargo build --release)"));
+    let mut env = vec![
+        ("OCI2BIN_IMAGE".to_string(), source_str.clone()),
+        ("OCI2BIN_COMPRESS".to_string(), compress.to_string()),
+        ("OCI2BIN_PLATFORM".to_string(), args.platform.clone().unwrap_or_default()),
+        ("OCI2BIN_BUILD_CACHE".to_string(), build_cache.display().to_string()),
+    ];
+    env.sort();
+    let target_dir = home.join("target");
+    let built = cargo_build::build(&CargoBuild {
+        manifest: &manifest,
+        target_dir: &target_dir,
+        target: &target,
+        env,
+        verbose: args.verbose,
+    });
+    spinner.finish_and_clear();
+    let built = built?;
+
+    // 3. Copy it out atomically: a failed build leaves no output file.
+    let out_dir = output
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let tmp = tempfile::Builder::new()
+        .prefix(".oci2bin-")
+        .tempfile_in(out_dir)
+        .with_context(|| format!("creating a temporary file in {}", out_dir.display()))?;
+    std::fs::copy(&built, tmp.path())
+        .with_context(|| format!("copying {} to {}", built.display(), tmp.path().display()))?;
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755))?;
+    tmp.persist(&output)
+        .with_context(|| format!("writing {}", output.display()))?;
+    let size = std::fs::metadata(&output)?.len();
+    let payload: u64 = layers.iter().map(|l| l.size).sum();
+    mode.line(&format!(
+        "Wrote {} ({:.1} MB; image {}, config {}, {:.1} MB of layers as {})",
+        output.display(),
+        size as f64 / 1e6,
+        resolved.reference,
+        resolved.config_digest,
+        payload as f64 / 1e6,
+        compress
+    ));
+    Ok(())
+}

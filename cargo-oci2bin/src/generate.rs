@@ -1,0 +1,43 @@
+//! Instantiating `template/` into the crate that `cargo oci2bin` builds.
+//!
+//! There is one generated crate per bundle, at a fixed path, whatever image is built: the image
+//! reaches its build script through environment variables, so cargo reuses every compiled
+//! dependency and only re-runs the build script and the final link when the image changes. A
+//! fixed path also keeps builds reproducible (paths end up in panic messages).
+
+use anyhow::{Context, Result};
+use std::path::{Path, PathBuf};
+
+/// Writes the crate under `cache/work/<bundle id>` (only files whose content changed, so
+/// cargo's fingerprints stay valid), returning its manifest path.
+pub fn generate(cache: &Path, sources: &Path) -> Result<PathBuf> {
+    let dir = cache.join("work").join(crate::bundle::id());
+    std::fs::create_dir_all(dir.join("src")).with_context(|| format!("creating {}", dir.display()))?;
+    let manifest = std::str::from_utf8(
+        crate::bundle::file("template/Cargo.toml").context("bundle lacks template/Cargo.toml")?,
+    )?
+    .replace("@VERSION@", env!("CARGO_PKG_VERSION"))
+    .replace("@RT_PATH@", &sources.join("oci2bin-rt").display().to_string())
+    .replace("@BUILD_PATH@", &sources.join("oci2bin-build").display().to_string());
+    write_if_changed(&dir.join("Cargo.toml"), manifest.as_bytes())?;
+    for (from, to) in [("template/build.rs", "build.rs"), ("template/src/main.rs", "src/main.rs")] {
+        let bytes = crate::bundle::file(from).with_context(|| format!("bundle lacks {from}"))?;
+        write_if_changed(&dir.join(to), bytes)?;
+    }
+    // Start from the workspace's lock file so the runtime builds with the exact versions it
+    // was tested with; cargo keeps it up to date from there.
+    let lock = dir.join("Cargo.lock");
+    if !lock.exists() {
+        if let Some(bytes) = crate::bundle::file("Cargo.lock") {
+            std::fs::write(&lock, bytes).with_context(|| format!("writing {}", lock.display()))?;
+        }
+    }
+    Ok(dir.join("Cargo.toml"))
+}
+
+fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<()> {
+    if std::fs::read(path).ok().as_deref() == Some(bytes) {
+        return Ok(());
+    }
+    std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
+}

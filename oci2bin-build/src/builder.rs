@@ -1,0 +1,241 @@
+//! The build-script entry point: from an image source to a linked payload.
+
+use crate::cache::BuildCache;
+use crate::compress::CompressSpec;
+use crate::error::{BuildError, Result};
+use crate::payload::{plan, PayloadPlan};
+use crate::prepare::{prepare_layer, PreparedLayer};
+use crate::source::{ImageSource, ResolvedImage};
+use oci2bin_rt::oci::Platform;
+use std::path::{Path, PathBuf};
+
+/// Progress events, for a caller that shows progress (the cargo subcommand does).
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// Image resolved: how many layers and bytes will be read.
+    Resolved {
+        /// The image.
+        image: &'a ResolvedImage,
+        /// Sum of the layer blob sizes.
+        total_bytes: u64,
+    },
+    /// A layer is being verified and recompressed.
+    LayerStart {
+        /// Index from 0.
+        index: usize,
+        /// Its size as stored.
+        size: u64,
+    },
+    /// Bytes of the current layer consumed.
+    Bytes(u64),
+    /// The layer is done.
+    LayerDone {
+        /// Index from 0.
+        index: usize,
+        /// The result.
+        layer: &'a PreparedLayer,
+    },
+}
+
+/// What was embedded.
+#[derive(Debug, Clone)]
+pub struct Embedded {
+    /// The image that was selected.
+    pub image: ResolvedImage,
+    /// The layers as embedded.
+    pub layers: Vec<PreparedLayer>,
+    /// Size of the payload tar.
+    pub payload_len: u64,
+    /// The object file (for [`Builder::embed`]) or tar (for [`Builder::write_payload`]).
+    pub output: PathBuf,
+}
+
+/// Configures and runs an embedding.
+///
+/// In a build script (see `examples/banner` in the repository):
+///
+/// ```no_run
+/// // build.rs
+/// fn main() {
+///     oci2bin_build::Builder::new("oci:images/busybox:latest")
+///         .unwrap()
+///         .embed()
+///         .unwrap_or_else(|e| panic!("{e}"));
+/// }
+/// ```
+///
+/// and in `main.rs`, `oci2bin_rt::main!();`.
+#[derive(Clone, Debug)]
+pub struct Builder {
+    source: ImageSource,
+    platform: Option<Platform>,
+    compress: CompressSpec,
+    cache_dir: Option<PathBuf>,
+}
+
+impl Builder {
+    /// Starts from an image source string (`oci:DIR[:TAG]`, `docker-archive:FILE`).
+    pub fn new(source: &str) -> Result<Self> {
+        Ok(Builder {
+            source: ImageSource::parse(source)?,
+            platform: None,
+            compress: CompressSpec::default(),
+            cache_dir: None,
+        })
+    }
+
+    /// Reads the settings `cargo oci2bin` passes to the generated crate: `OCI2BIN_IMAGE`
+    /// (required), `OCI2BIN_COMPRESS`, `OCI2BIN_PLATFORM`, and prints the matching
+    /// `cargo:rerun-if-env-changed` lines.
+    pub fn from_env() -> Result<Self> {
+        for var in [
+            "OCI2BIN_IMAGE",
+            "OCI2BIN_COMPRESS",
+            "OCI2BIN_PLATFORM",
+            "OCI2BIN_BUILD_CACHE",
+        ] {
+            println!("cargo:rerun-if-env-changed={var}");
+        }
+        let image = std::env::var("OCI2BIN_IMAGE").map_err(|_| {
+            BuildError::Config(
+                "OCI2BIN_IMAGE is not set: set it to the image to embed, e.g. OCI2BIN_IMAGE=oci:DIR:TAG".into(),
+            )
+        })?;
+        let mut b = Builder::new(&image)?;
+        if let Ok(c) = std::env::var("OCI2BIN_COMPRESS") {
+            b = b.compression(CompressSpec::parse(&c)?);
+        }
+        if let Ok(p) = std::env::var("OCI2BIN_PLATFORM") {
+            if !p.is_empty() {
+                b = b.platform(Platform::parse(&p)?);
+            }
+        }
+        Ok(b)
+    }
+
+    /// Overrides the platform (default: from the cargo target).
+    pub fn platform(mut self, platform: Platform) -> Self {
+        self.platform = Some(platform);
+        self
+    }
+
+    /// Sets the layer compression (default `zstd:3`).
+    pub fn compression(mut self, spec: CompressSpec) -> Self {
+        self.compress = spec;
+        self
+    }
+
+    /// Uses this build cache directory instead of the default.
+    pub fn cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cache_dir = Some(dir.into());
+        self
+    }
+
+    fn platform_for(&self, target: Option<&str>) -> Result<Platform> {
+        match (&self.platform, target) {
+            (Some(p), _) => Ok(p.clone()),
+            (None, Some(t)) => Ok(Platform::for_target(t)?),
+            (None, None) => Err(BuildError::Config(
+                "no platform: pass a cargo target or a platform".into(),
+            )),
+        }
+    }
+
+    /// Resolves, verifies and recompresses the image for `target` without writing a payload.
+    /// `cargo oci2bin` calls this before cargo runs, to show progress and errors directly; the
+    /// build script's later call then finds everything in the cache.
+    pub fn prepare(
+        &self,
+        target: &str,
+        on_event: &mut dyn FnMut(Event<'_>),
+    ) -> Result<(ResolvedImage, Vec<PreparedLayer>)> {
+        let platform = self.platform_for(Some(target))?;
+        let image = self.source.resolve(&platform)?;
+        let cache = BuildCache::open(match &self.cache_dir {
+            Some(d) => d.clone(),
+            None => BuildCache::default_dir()?,
+        })?;
+        let total_bytes = image.layers.iter().map(|l| l.location.len).sum();
+        on_event(Event::Resolved {
+            image: &image,
+            total_bytes,
+        });
+        let mut layers = Vec::new();
+        for (index, layer) in image.layers.iter().enumerate() {
+            on_event(Event::LayerStart {
+                index,
+                size: layer.location.len,
+            });
+            let what = format!(
+                "layer {} ({}) of {}",
+                index + 1,
+                layer
+                    .digest
+                    .as_ref()
+                    .map(|d| d.to_string())
+                    .unwrap_or_else(|| format!("diff_id {}", layer.diff_id)),
+                image.source_desc
+            );
+            let prepared = prepare_layer(layer, self.compress, &cache, &what, &mut |n| {
+                on_event(Event::Bytes(n))
+            })?;
+            on_event(Event::LayerDone {
+                index,
+                layer: &prepared,
+            });
+            layers.push(prepared);
+        }
+        Ok((image, layers))
+    }
+
+    fn plan_for(&self, target: &str) -> Result<(ResolvedImage, Vec<PreparedLayer>, PayloadPlan)> {
+        let (image, layers) = self.prepare(target, &mut |_| {})?;
+        let plan = plan(&image, &layers, self.compress)?;
+        Ok((image, layers, plan))
+    }
+
+    /// Writes the payload as a plain tar file (what the binary would embed): for tests and
+    /// for inspecting a payload without linking.
+    pub fn write_payload(&self, target: &str, out: &Path) -> Result<Embedded> {
+        let (image, layers, plan) = self.plan_for(target)?;
+        let file = std::fs::File::create(out).map_err(BuildError::io("creating", out))?;
+        let mut w = std::io::BufWriter::new(file);
+        plan.write_to(&mut w)?;
+        std::io::Write::flush(&mut w).map_err(BuildError::io("writing", out))?;
+        Ok(Embedded {
+            image,
+            layers,
+            payload_len: plan.len(),
+            output: out.to_path_buf(),
+        })
+    }
+
+    /// In a build script: embeds the image into the package's binaries.
+    ///
+    /// Reads `TARGET`, `CARGO_CFG_TARGET_ARCH` and `OUT_DIR`, writes
+    /// `OUT_DIR/oci2bin-payload.o`, and prints `cargo:rustc-link-arg-bins=` for it plus
+    /// `cargo:rerun-if-changed=` for every file the image was read from.
+    pub fn embed(&self) -> Result<Embedded> {
+        let env = |k: &str| {
+            std::env::var(k).map_err(|_| {
+                BuildError::Config(format!("{k} is not set: Builder::embed must run in a build script"))
+            })
+        };
+        let target = env("TARGET")?;
+        let arch = env("CARGO_CFG_TARGET_ARCH")?;
+        let out_dir = PathBuf::from(env("OUT_DIR")?);
+        let (image, layers, plan) = self.plan_for(&target)?;
+        let object = out_dir.join("oci2bin-payload.o");
+        crate::embed::write_object(&object, &arch, &plan)?;
+        for input in &image.inputs {
+            println!("cargo:rerun-if-changed={}", input.display());
+        }
+        println!("cargo:rustc-link-arg-bins={}", object.display());
+        Ok(Embedded {
+            image,
+            layers,
+            payload_len: plan.len(),
+            output: object,
+        })
+    }
+}

@@ -1,0 +1,132 @@
+//! The one error type of the build side.
+//!
+//! A build script's error ends up in cargo's output, often far from the command the user
+//! typed, so every variant names the blob, file or reference involved and, where there is one,
+//! what to do about it.
+
+use oci2bin_rt::oci::{Digest, DigestError, MediaTypeError, ReferenceError};
+use std::path::PathBuf;
+
+/// Everything that can stop a build.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// A file operation failed.
+    #[error("{action} {}: {source}", path.display())]
+    Io {
+        /// What was being done ("reading", "creating", ...).
+        action: &'static str,
+        /// The file concerned.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A JSON document of the image does not parse.
+    #[error("{what} is not valid JSON for its type: {source}")]
+    Json {
+        /// Which document (with its digest or path).
+        what: String,
+        /// Parser error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A digest in the image is malformed (refused before any path is built from it).
+    #[error("{what}: {source}")]
+    BadDigest {
+        /// Where the digest was found.
+        what: String,
+        /// Why it is refused.
+        #[source]
+        source: DigestError,
+    },
+    /// A blob's content does not match its digest or size.
+    #[error("{what} does not match its descriptor: expected {expected}, got {actual}; the image is corrupt or was tampered with")]
+    Mismatch {
+        /// The blob, e.g. "layer sha256:... of oci:DIR".
+        what: String,
+        /// Expected digest or size.
+        expected: String,
+        /// What the content hashes or measures to.
+        actual: String,
+    },
+    /// A blob named by the image is not in the source.
+    #[error("blob {digest} is missing from {source_desc} (looked for {})", path.display())]
+    MissingBlob {
+        /// The blob's digest.
+        digest: Digest,
+        /// The source, as the user named it.
+        source_desc: String,
+        /// Where it should have been.
+        path: PathBuf,
+    },
+    /// No manifest for the wanted platform.
+    #[error("{source_desc} has no image for platform {wanted}; it has: {available}. Pick another --target or pass --platform")]
+    NoPlatform {
+        /// The source.
+        source_desc: String,
+        /// The platform wanted.
+        wanted: String,
+        /// The platforms present, comma-separated.
+        available: String,
+    },
+    /// No manifest with the wanted tag.
+    #[error("{source_desc} has no image tagged {tag:?}; tags present: {available}")]
+    NoTag {
+        /// The source.
+        source_desc: String,
+        /// The tag asked for.
+        tag: String,
+        /// The tags present.
+        available: String,
+    },
+    /// The image source string is not understood.
+    #[error("cannot use image source {input:?}: {reason}")]
+    BadSource {
+        /// What was given.
+        input: String,
+        /// Why it is refused, and what is accepted.
+        reason: String,
+    },
+    /// The image uses something oci2bin does not support.
+    #[error("{0}")]
+    Unsupported(String),
+    /// A setting is invalid.
+    #[error("{0}")]
+    Config(String),
+    /// A layer media type is unknown.
+    #[error(transparent)]
+    MediaType(#[from] MediaTypeError),
+    /// An image reference is invalid.
+    #[error(transparent)]
+    Reference(#[from] ReferenceError),
+    /// A platform or target is unknown.
+    #[error(transparent)]
+    Platform(#[from] oci2bin_rt::oci::platform::PlatformError),
+}
+
+impl BuildError {
+    /// Shorthand for [`BuildError::Io`].
+    pub fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.into();
+        move |source| BuildError::Io {
+            action,
+            path,
+            source,
+        }
+    }
+
+    /// Shorthand for [`BuildError::Json`].
+    pub fn json(what: impl Into<String>) -> impl FnOnce(serde_json::Error) -> Self {
+        let what = what.into();
+        move |source| BuildError::Json { what, source }
+    }
+
+    /// Shorthand for [`BuildError::BadDigest`].
+    pub fn digest(what: impl Into<String>) -> impl FnOnce(DigestError) -> Self {
+        let what = what.into();
+        move |source| BuildError::BadDigest { what, source }
+    }
+}
+
+/// Result alias for the build side.
+pub type Result<T, E = BuildError> = std::result::Result<T, E>;

@@ -1,0 +1,312 @@
+//! Where images come from, named the way skopeo names transports.
+//!
+//! `oci:DIR[:TAG]` is an OCI image layout (skopeo, umoci, buildah, `cargo oci2bin pack`);
+//! `docker-archive:FILE[:NAME:TAG]` is what `docker save` and `podman save` write. Every source
+//! resolves to one [`ResolvedImage`]: the manifest for the wanted platform, its verified config,
+//! and where each layer's bytes are, so the rest of the build does not care where they came
+//! from.
+
+pub mod docker_archive;
+pub mod oci_layout;
+pub mod select;
+
+use crate::error::{BuildError, Result};
+use oci2bin_rt::oci::spec::ImageConfiguration;
+use oci2bin_rt::oci::{Compression, Digest, Platform, Reference};
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+/// An image source as the user named it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ImageSource {
+    /// `oci:DIR[:TAG]`.
+    OciLayout {
+        /// The layout directory.
+        dir: PathBuf,
+        /// The tag (`org.opencontainers.image.ref.name`), if given.
+        tag: Option<String>,
+    },
+    /// `docker-archive:FILE[:NAME:TAG]`.
+    DockerArchive {
+        /// The tar file.
+        file: PathBuf,
+        /// Which of the archive's `RepoTags` to use, if given.
+        reference: Option<String>,
+    },
+    /// A registry reference (`nginx`, `docker://host:5000/i:t`).
+    Registry(Reference),
+}
+
+impl ImageSource {
+    /// Parses a source string.
+    ///
+    /// ```
+    /// use oci2bin_build::ImageSource;
+    /// let s = ImageSource::parse("oci:/images/busybox:latest").unwrap();
+    /// assert_eq!(s, ImageSource::OciLayout { dir: "/images/busybox".into(), tag: Some("latest".into()) });
+    /// ```
+    pub fn parse(input: &str) -> Result<Self> {
+        if let Some(rest) = input.strip_prefix("oci:") {
+            // oci:DIR[:TAG] — the tag is after the last ':' unless that ':' is inside the path.
+            let (dir, tag) = match rest.rsplit_once(':') {
+                Some((d, t)) if !t.contains('/') && !d.is_empty() => (d, Some(t.to_string())),
+                _ => (rest, None),
+            };
+            if dir.is_empty() {
+                return Err(BuildError::BadSource {
+                    input: input.into(),
+                    reason: "oci: needs a directory: oci:DIR[:TAG]".into(),
+                });
+            }
+            return Ok(ImageSource::OciLayout {
+                dir: dir.into(),
+                tag,
+            });
+        }
+        if let Some(rest) = input.strip_prefix("docker-archive:") {
+            // docker-archive:FILE[:NAME[:TAG]] — FILE may not contain ':'.
+            let (file, reference) = match rest.split_once(':') {
+                Some((f, r)) => (f, Some(r.to_string())),
+                None => (rest, None),
+            };
+            if file.is_empty() {
+                return Err(BuildError::BadSource {
+                    input: input.into(),
+                    reason: "docker-archive: needs a file: docker-archive:FILE[:NAME:TAG]".into(),
+                });
+            }
+            return Ok(ImageSource::DockerArchive {
+                file: file.into(),
+                reference,
+            });
+        }
+        for transport in ["docker-daemon:", "podman:", "containers-storage:", "dir:", "oci-archive:"] {
+            if input.starts_with(transport) {
+                return Err(BuildError::BadSource {
+                    input: input.into(),
+                    reason: format!(
+                        "the {transport} transport is not supported; export the image first, e.g. `skopeo copy {input} oci:DIR`, and use oci:DIR"
+                    ),
+                });
+            }
+        }
+        Ok(ImageSource::Registry(Reference::parse(input)?))
+    }
+
+    /// Resolves the source to the image for `platform`.
+    pub fn resolve(&self, platform: &Platform) -> Result<ResolvedImage> {
+        match self {
+            ImageSource::OciLayout { dir, tag } => {
+                oci_layout::resolve(dir, tag.as_deref(), platform, &self.to_string())
+            }
+            ImageSource::DockerArchive { file, reference } => {
+                docker_archive::resolve(file, reference.as_deref(), platform, &self.to_string())
+            }
+            ImageSource::Registry(r) => Err(BuildError::Unsupported(format!(
+                "pulling {r} from a registry is not supported by this build of oci2bin yet; \
+                 copy it to a layout first (`skopeo copy docker://{r} oci:DIR:TAG`) and use --image oci:DIR:TAG"
+            ))),
+        }
+    }
+}
+
+impl std::fmt::Display for ImageSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ImageSource::OciLayout { dir, tag } => {
+                write!(f, "oci:{}", dir.display())?;
+                if let Some(t) = tag {
+                    write!(f, ":{t}")?;
+                }
+                Ok(())
+            }
+            ImageSource::DockerArchive { file, reference } => {
+                write!(f, "docker-archive:{}", file.display())?;
+                if let Some(r) = reference {
+                    write!(f, ":{r}")?;
+                }
+                Ok(())
+            }
+            ImageSource::Registry(r) => write!(f, "{r}"),
+        }
+    }
+}
+
+/// Where a blob's bytes are: a whole file or a range of one (a member of a tar).
+#[derive(Clone, Debug)]
+pub struct BlobLocation {
+    /// The file.
+    pub path: PathBuf,
+    /// Start of the blob in the file.
+    pub offset: u64,
+    /// Length of the blob.
+    pub len: u64,
+}
+
+impl BlobLocation {
+    /// A whole file.
+    pub fn file(path: &Path) -> Result<Self> {
+        let len = std::fs::metadata(path)
+            .map_err(BuildError::io("reading", path))?
+            .len();
+        Ok(BlobLocation {
+            path: path.to_path_buf(),
+            offset: 0,
+            len,
+        })
+    }
+
+    /// Opens the blob for streaming.
+    pub fn open(&self) -> Result<io::Take<File>> {
+        let mut f = File::open(&self.path).map_err(BuildError::io("opening", &self.path))?;
+        f.seek(SeekFrom::Start(self.offset))
+            .map_err(BuildError::io("seeking in", &self.path))?;
+        Ok(f.take(self.len))
+    }
+
+    /// Reads a small blob (a manifest or config) whole, refusing anything over 16 MiB.
+    pub fn read_small(&self) -> Result<Vec<u8>> {
+        if self.len > 16 << 20 {
+            return Err(BuildError::Unsupported(format!(
+                "{} is {} bytes: too large for a manifest or config",
+                self.path.display(),
+                self.len
+            )));
+        }
+        let mut out = Vec::with_capacity(self.len as usize);
+        self.open()?
+            .read_to_end(&mut out)
+            .map_err(BuildError::io("reading", &self.path))?;
+        Ok(out)
+    }
+}
+
+/// One layer of a resolved image, not yet verified.
+#[derive(Clone, Debug)]
+pub struct SourceLayer {
+    /// Digest of the blob as stored, when the source records one (docker-archive does not).
+    pub digest: Option<Digest>,
+    /// Size of the blob as stored, when recorded.
+    pub size: Option<u64>,
+    /// The uncompressed digest the config promises.
+    pub diff_id: Digest,
+    /// Compression from the media type; `None` means sniff the bytes.
+    pub compression: Option<Compression>,
+    /// Where the bytes are.
+    pub location: BlobLocation,
+}
+
+/// An image selected from a source, with its manifest and config verified.
+#[derive(Clone, Debug)]
+pub struct ResolvedImage {
+    /// The source as the user named it.
+    pub source_desc: String,
+    /// The image's name, used for `RepoTags` and the output file name.
+    pub reference: Reference,
+    /// The platform of the selected image (from its config).
+    pub platform: Platform,
+    /// Digest of the index the manifest was selected from, if any.
+    pub index_digest: Option<Digest>,
+    /// Digest of the source manifest, if the source has one.
+    pub manifest_digest: Option<Digest>,
+    /// The config, byte for byte (its digest is the image id and the runtime's cache key).
+    pub config_bytes: Vec<u8>,
+    /// Digest of `config_bytes`.
+    pub config_digest: Digest,
+    /// The parsed config.
+    pub config: ImageConfiguration,
+    /// Layers, bottom first.
+    pub layers: Vec<SourceLayer>,
+    /// Files the image was read from, for `cargo:rerun-if-changed`.
+    pub inputs: Vec<PathBuf>,
+}
+
+/// Parses a config and checks it against the wanted platform and the layer count.
+pub(crate) fn check_config(
+    bytes: &[u8],
+    digest: &Digest,
+    platform: &Platform,
+    source_desc: &str,
+) -> Result<(ImageConfiguration, Platform, Vec<Digest>)> {
+    let config: ImageConfiguration =
+        serde_json::from_slice(bytes).map_err(BuildError::json(format!("config {digest} of {source_desc}")))?;
+    let os = config.os().to_string();
+    let arch = config.architecture().to_string();
+    let variant = config.variant().clone();
+    if !platform.matches(&os, &arch, variant.as_deref()) {
+        let have = Platform {
+            os,
+            architecture: arch,
+            variant,
+        };
+        return Err(BuildError::NoPlatform {
+            source_desc: source_desc.into(),
+            wanted: platform.to_string(),
+            available: have.to_string(),
+        });
+    }
+    let diff_ids = config
+        .rootfs()
+        .diff_ids()
+        .iter()
+        .map(|d| Digest::parse(d).map_err(BuildError::digest(format!("diff_id in config {digest}"))))
+        .collect::<Result<Vec<_>>>()?;
+    let found = Platform {
+        os: config.os().to_string(),
+        architecture: config.architecture().to_string(),
+        variant: config.variant().clone(),
+    };
+    Ok((config, found, diff_ids))
+}
+
+/// Checks a small blob against its digest and size.
+pub(crate) fn verify_small(bytes: &[u8], digest: &Digest, size: Option<u64>, what: &str) -> Result<()> {
+    let actual = Digest::of(bytes);
+    if &actual != digest {
+        return Err(BuildError::Mismatch {
+            what: what.into(),
+            expected: digest.to_string(),
+            actual: actual.to_string(),
+        });
+    }
+    if let Some(size) = size {
+        if size != bytes.len() as u64 {
+            return Err(BuildError::Mismatch {
+                what: what.into(),
+                expected: format!("{size} bytes"),
+                actual: format!("{} bytes", bytes.len()),
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_transports() {
+        assert_eq!(
+            ImageSource::parse("oci:dir").unwrap(),
+            ImageSource::OciLayout {
+                dir: "dir".into(),
+                tag: None
+            }
+        );
+        assert_eq!(
+            ImageSource::parse("docker-archive:/t/b.tar:busybox:1").unwrap(),
+            ImageSource::DockerArchive {
+                file: "/t/b.tar".into(),
+                reference: Some("busybox:1".into())
+            }
+        );
+        assert!(matches!(
+            ImageSource::parse("nginx").unwrap(),
+            ImageSource::Registry(_)
+        ));
+        assert!(ImageSource::parse("oci:").is_err());
+        assert!(ImageSource::parse("docker-daemon:x").is_err());
+    }
+}
