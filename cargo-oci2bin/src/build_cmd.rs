@@ -150,8 +150,13 @@ pub fn run(args: &BuildArgs) -> Result<()> {
         .prefix(".oci2bin-")
         .tempfile_in(out_dir)
         .with_context(|| format!("creating a temporary file in {}", out_dir.display()))?;
-    std::fs::copy(&built, tmp.path())
-        .with_context(|| format!("copying {} to {}", built.display(), tmp.path().display()))?;
+    if args.no_polyglot {
+        std::fs::copy(&built, tmp.path())
+            .with_context(|| format!("copying {} to {}", built.display(), tmp.path().display()))?;
+    } else {
+        crate::polyglot::make_polyglot(&built, tmp.path())
+            .with_context(|| format!("turning {} into an ELF+tar polyglot", built.display()))?;
+    }
     std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755))?;
     tmp.persist(&output)
         .with_context(|| format!("writing {}", output.display()))?;

@@ -28,6 +28,14 @@ pub enum Command {
     Build(BuildArgs),
     /// Turn a root filesystem directory into an OCI image layout (one reproducible layer).
     Pack(PackArgs),
+    /// Show what an oci2bin executable holds, without running it.
+    Inspect {
+        /// The executable.
+        file: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Options for building an executable.
@@ -57,6 +65,9 @@ pub struct BuildArgs {
     /// Show cargo's output.
     #[arg(short, long)]
     pub verbose: bool,
+    /// Write a plain ELF executable, not the ELF+tar polyglot.
+    #[arg(long)]
+    pub no_polyglot: bool,
 }
 
 /// Options for `pack`.

@@ -9,8 +9,11 @@ mod bundle;
 mod cargo_build;
 mod cli;
 mod generate;
+mod inspect;
+mod mapped;
 #[cfg(any())]
 mod pack_cmd;
+mod polyglot;
 mod progress;
 
 fn main() {
@@ -18,6 +21,7 @@ fn main() {
     let result = match cli.command {
         Some(cli::Command::Pack(_p)) => Err(anyhow::anyhow!("pack: not wired yet")),
         Some(cli::Command::Build(b)) => build_cmd::run(&b),
+        Some(cli::Command::Inspect { file, json }) => inspect::run(&file, json),
         None => build_cmd::run(&cli.build),
     };
     if let Err(e) = result {

@@ -218,7 +218,9 @@ impl Builder {
     pub fn embed(&self) -> Result<Embedded> {
         let env = |k: &str| {
             std::env::var(k).map_err(|_| {
-                BuildError::Config(format!("{k} is not set: Builder::embed must run in a build script"))
+                BuildError::Config(format!(
+                    "{k} is not set: Builder::embed must run in a build script"
+                ))
             })
         };
         let target = env("TARGET")?;

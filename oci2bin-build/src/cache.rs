@@ -70,8 +70,10 @@ impl BuildCache {
     pub fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<()> {
         let dir = path.parent().unwrap_or(&self.root);
         std::fs::create_dir_all(dir).map_err(BuildError::io("creating", dir))?;
-        let tmp = tempfile::NamedTempFile::new_in(self.tmp_dir())
-            .map_err(BuildError::io("creating a temporary file in", self.tmp_dir()))?;
+        let tmp = tempfile::NamedTempFile::new_in(self.tmp_dir()).map_err(BuildError::io(
+            "creating a temporary file in",
+            self.tmp_dir(),
+        ))?;
         std::fs::write(tmp.path(), bytes).map_err(BuildError::io("writing", tmp.path()))?;
         tmp.persist(path)
             .map_err(|e| BuildError::io("renaming into", path)(e.error))?;

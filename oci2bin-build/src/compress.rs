@@ -53,13 +53,17 @@ impl CompressSpec {
         };
         let level = match level {
             None => default,
-            Some(l) => l.parse::<i32>().ok().filter(|l| range.contains(l)).ok_or_else(|| {
-                BuildError::Config(format!(
-                    "compression level {l:?} for {name} is not in {}..={}",
-                    range.start(),
-                    range.end()
-                ))
-            })?,
+            Some(l) => l
+                .parse::<i32>()
+                .ok()
+                .filter(|l| range.contains(l))
+                .ok_or_else(|| {
+                    BuildError::Config(format!(
+                        "compression level {l:?} for {name} is not in {}..={}",
+                        range.start(),
+                        range.end()
+                    ))
+                })?,
         };
         Ok(CompressSpec { codec, level })
     }
@@ -145,7 +149,9 @@ mod tests {
 
     #[test]
     fn every_codec_round_trips() {
-        let data: Vec<u8> = (0..200_000u32).flat_map(|i| (i % 251).to_le_bytes()).collect();
+        let data: Vec<u8> = (0..200_000u32)
+            .flat_map(|i| (i % 251).to_le_bytes())
+            .collect();
         for spec in ["none", "gzip:1", "zstd:3", "xz:0"] {
             let spec = CompressSpec::parse(spec).unwrap();
             let mut enc = spec.encoder(Vec::new()).unwrap();

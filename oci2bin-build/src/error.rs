@@ -106,7 +106,10 @@ pub enum BuildError {
 
 impl BuildError {
     /// Shorthand for [`BuildError::Io`].
-    pub fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
+    pub fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> Self {
         let path = path.into();
         move |source| BuildError::Io {
             action,

@@ -18,7 +18,11 @@ use std::path::PathBuf;
 enum Data {
     Dir,
     Bytes(Vec<u8>),
-    Blob { path: PathBuf, digest: Digest, size: u64 },
+    Blob {
+        path: PathBuf,
+        digest: Digest,
+        size: u64,
+    },
 }
 
 struct Entry {
@@ -50,7 +54,11 @@ fn pad(n: u64) -> u64 {
 }
 
 /// Lays out the payload for `image` with its `layers` recompressed by `spec`.
-pub fn plan(image: &ResolvedImage, layers: &[PreparedLayer], spec: CompressSpec) -> Result<PayloadPlan> {
+pub fn plan(
+    image: &ResolvedImage,
+    layers: &[PreparedLayer],
+    spec: CompressSpec,
+) -> Result<PayloadPlan> {
     let mut layer_descs = Vec::new();
     let mut entries_blobs: Vec<Entry> = Vec::new();
     let mut seen = std::collections::HashSet::new();
@@ -126,7 +134,9 @@ pub fn plan(image: &ResolvedImage, layers: &[PreparedLayer], spec: CompressSpec)
     let mut entries = vec![
         Entry {
             name: format::METADATA.into(),
-            data: Data::Bytes(serde_json::to_vec_pretty(&metadata).map_err(BuildError::json("metadata"))?),
+            data: Data::Bytes(
+                serde_json::to_vec_pretty(&metadata).map_err(BuildError::json("metadata"))?,
+            ),
         },
         Entry {
             name: format::OCI_LAYOUT.into(),
@@ -210,7 +220,8 @@ impl PayloadPlan {
                 Data::Dir => {}
                 Data::Bytes(b) => out.write_all(b).map_err(werr)?,
                 Data::Blob { path, digest, size } => {
-                    let mut f = std::fs::File::open(path).map_err(BuildError::io("opening", path))?;
+                    let mut f =
+                        std::fs::File::open(path).map_err(BuildError::io("opening", path))?;
                     let mut w = Sha256Writer::new(&mut *out);
                     io::copy(&mut f, &mut w).map_err(BuildError::io("copying", path))?;
                     let (got, n, _) = w.finish();
@@ -223,7 +234,8 @@ impl PayloadPlan {
                     }
                 }
             }
-            out.write_all(&zeros[..pad(e.size()) as usize]).map_err(werr)?;
+            out.write_all(&zeros[..pad(e.size()) as usize])
+                .map_err(werr)?;
         }
         out.write_all(&zeros).map_err(werr)?;
         Ok(())

@@ -93,8 +93,10 @@ pub fn prepare_layer(
         Some(c) => c,
         None => Compression::sniff(buffered.fill_buf().map_err(read_err)?),
     };
-    let tmp = tempfile::NamedTempFile::new_in(cache.tmp_dir())
-        .map_err(BuildError::io("creating a temporary file in", cache.tmp_dir()))?;
+    let tmp = tempfile::NamedTempFile::new_in(cache.tmp_dir()).map_err(BuildError::io(
+        "creating a temporary file in",
+        cache.tmp_dir(),
+    ))?;
     let write_err = |e| BuildError::io("writing", tmp.path())(e);
     let out = Sha256Writer::new(BufWriter::with_capacity(1 << 20, tmp.as_file()));
     let mut uncompressed = Sha256Writer::new(spec.encoder(out).map_err(write_err)?);

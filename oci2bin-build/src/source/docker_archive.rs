@@ -49,7 +49,9 @@ pub fn resolve(
         let name = name.trim_start_matches("./");
         let (offset, len) = entries.get(name).ok_or_else(|| BuildError::BadSource {
             input: source_desc.into(),
-            reason: format!("the archive has no member {name:?} (truncated or not a docker-archive)"),
+            reason: format!(
+                "the archive has no member {name:?} (truncated or not a docker-archive)"
+            ),
         })?;
         Ok(BlobLocation {
             path: file.to_path_buf(),
@@ -89,7 +91,12 @@ pub fn resolve(
     if stem.len() == 64 {
         let named = Digest::parse(&format!("sha256:{stem}"))
             .map_err(BuildError::digest(format!("config name in {source_desc}")))?;
-        verify_small(&config_bytes, &named, None, &format!("config {} of {source_desc}", chosen.config))?;
+        verify_small(
+            &config_bytes,
+            &named,
+            None,
+            &format!("config {} of {source_desc}", chosen.config),
+        )?;
     }
     let (config, found_platform, diff_ids) =
         check_config(&config_bytes, &config_digest, platform, source_desc)?;
@@ -110,7 +117,10 @@ pub fn resolve(
             location: locate(name)?,
         });
     }
-    let reference = match (&wanted_ref, chosen.repo_tags.as_ref().and_then(|t| t.first())) {
+    let reference = match (
+        &wanted_ref,
+        chosen.repo_tags.as_ref().and_then(|t| t.first()),
+    ) {
         (Some(w), _) => w.clone(),
         (None, Some(t)) => Reference::parse(t)?,
         (None, None) => Reference::parse(&format!("{}:latest", config_digest.short()))?,

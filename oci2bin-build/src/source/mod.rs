@@ -81,7 +81,13 @@ impl ImageSource {
                 reference,
             });
         }
-        for transport in ["docker-daemon:", "podman:", "containers-storage:", "dir:", "oci-archive:"] {
+        for transport in [
+            "docker-daemon:",
+            "podman:",
+            "containers-storage:",
+            "dir:",
+            "oci-archive:",
+        ] {
             if input.starts_with(transport) {
                 return Err(BuildError::BadSource {
                     input: input.into(),
@@ -229,8 +235,9 @@ pub(crate) fn check_config(
     platform: &Platform,
     source_desc: &str,
 ) -> Result<(ImageConfiguration, Platform, Vec<Digest>)> {
-    let config: ImageConfiguration =
-        serde_json::from_slice(bytes).map_err(BuildError::json(format!("config {digest} of {source_desc}")))?;
+    let config: ImageConfiguration = serde_json::from_slice(bytes).map_err(BuildError::json(
+        format!("config {digest} of {source_desc}"),
+    ))?;
     let os = config.os().to_string();
     let arch = config.architecture().to_string();
     let variant = config.variant().clone();
@@ -250,7 +257,9 @@ pub(crate) fn check_config(
         .rootfs()
         .diff_ids()
         .iter()
-        .map(|d| Digest::parse(d).map_err(BuildError::digest(format!("diff_id in config {digest}"))))
+        .map(|d| {
+            Digest::parse(d).map_err(BuildError::digest(format!("diff_id in config {digest}")))
+        })
         .collect::<Result<Vec<_>>>()?;
     let found = Platform {
         os: config.os().to_string(),
@@ -261,7 +270,12 @@ pub(crate) fn check_config(
 }
 
 /// Checks a small blob against its digest and size.
-pub(crate) fn verify_small(bytes: &[u8], digest: &Digest, size: Option<u64>, what: &str) -> Result<()> {
+pub(crate) fn verify_small(
+    bytes: &[u8],
+    digest: &Digest,
+    size: Option<u64>,
+    what: &str,
+) -> Result<()> {
     let actual = Digest::of(bytes);
     if &actual != digest {
         return Err(BuildError::Mismatch {

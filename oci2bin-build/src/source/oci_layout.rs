@@ -43,11 +43,20 @@ fn name_for(dir: &Path, tag: Option<&str>, full_name: Option<String>) -> Result<
         .unwrap_or_else(|| "image".into());
     let base: String = base
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     let base = base.trim_start_matches(['.', '_', '-']);
     let base = if base.is_empty() { "image" } else { base };
-    Ok(Reference::parse(&format!("{base}:{}", tag.unwrap_or("latest")))?)
+    Ok(Reference::parse(&format!(
+        "{base}:{}",
+        tag.unwrap_or("latest")
+    ))?)
 }
 
 /// Resolves `oci:DIR[:TAG]` for `platform`.
@@ -62,7 +71,10 @@ pub fn resolve(
         if e.kind() == std::io::ErrorKind::NotFound {
             BuildError::BadSource {
                 input: source_desc.into(),
-                reason: format!("{} does not exist: not an OCI image layout", index_path.display()),
+                reason: format!(
+                    "{} does not exist: not an OCI image layout",
+                    index_path.display()
+                ),
             }
         } else {
             BuildError::io("reading", &index_path)(e)
@@ -71,9 +83,8 @@ pub fn resolve(
     let index: ImageIndex = serde_json::from_slice(&index_bytes)
         .map_err(BuildError::json(index_path.display().to_string()))?;
     let mut inputs = vec![index_path];
-    let mut load = |_: &oci2bin_rt::oci::spec::Descriptor, d: &Digest| {
-        blob(dir, d, source_desc)?.read_small()
-    };
+    let mut load =
+        |_: &oci2bin_rt::oci::spec::Descriptor, d: &Digest| blob(dir, d, source_desc)?.read_small();
     let selected = select(&index, tag, platform, source_desc, &mut load)?;
     let full_name = selected
         .descriptor

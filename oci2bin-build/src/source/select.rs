@@ -38,10 +38,9 @@ fn is_attestation(d: &Descriptor) -> bool {
         .as_ref()
         .and_then(|a| a.get("vnd.docker.reference.type"))
         .is_some_and(|t| t == "attestation-manifest");
-    let unknown = d
-        .platform()
-        .as_ref()
-        .is_some_and(|p| p.os().to_string() == "unknown" || p.architecture().to_string() == "unknown");
+    let unknown = d.platform().as_ref().is_some_and(|p| {
+        p.os().to_string() == "unknown" || p.architecture().to_string() == "unknown"
+    });
     annotated || unknown
 }
 
@@ -67,12 +66,8 @@ pub fn select(
     source_desc: &str,
     load: &mut dyn FnMut(&Descriptor, &Digest) -> Result<Vec<u8>>,
 ) -> Result<Selected> {
-    let annotation = |d: &Descriptor, key: &str| {
-        d.annotations()
-            .as_ref()
-            .and_then(|a| a.get(key))
-            .cloned()
-    };
+    let annotation =
+        |d: &Descriptor, key: &str| d.annotations().as_ref().and_then(|a| a.get(key)).cloned();
     let mut candidates: Vec<&Descriptor> = index.manifests().iter().collect();
     if let Some(tag) = tag {
         candidates.retain(|d| {
@@ -131,11 +126,17 @@ pub fn select(
             available.join(", ")
         },
     })?;
-    let digest = Digest::try_from(chosen.digest())
-        .map_err(BuildError::digest(format!("manifest entry in the index of {source_desc}")))?;
+    let digest = Digest::try_from(chosen.digest()).map_err(BuildError::digest(format!(
+        "manifest entry in the index of {source_desc}"
+    )))?;
     if is_index(&chosen.media_type().to_string()) {
         let bytes = load(chosen, &digest)?;
-        verify_small(&bytes, &digest, Some(chosen.size()), &format!("index {digest} of {source_desc}"))?;
+        verify_small(
+            &bytes,
+            &digest,
+            Some(chosen.size()),
+            &format!("index {digest} of {source_desc}"),
+        )?;
         let nested: ImageIndex = serde_json::from_slice(&bytes)
             .map_err(BuildError::json(format!("index {digest} of {source_desc}")))?;
         let mut inner = select(&nested, None, platform, source_desc, load)?;
