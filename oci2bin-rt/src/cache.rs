@@ -1,1 +1,417 @@
-//! placeholder
+//! The content-addressed cache of unpacked images.
+//!
+//! An image is unpacked once, into `<cache>/images/<config digest>/rootfs`, and every later
+//! run reuses it after a single `stat`. The key is the config digest because the config pins
+//! every layer's diff_id: two binaries with the same image share an entry, and a rebuilt image
+//! can never be served a stale one (a known bug class of caches keyed by name).
+//!
+//! Unpacking goes to a temporary directory beside the final one, renamed into place only when
+//! complete and verified; a lock file makes concurrent first runs unpack once; a temporary
+//! directory left by a killed run is removed by the next one under the lock.
+
+use crate::decompress::decoder;
+use crate::layer::{apply_layer, remove_tree, ApplyOptions, ApplyReport, LayerError};
+use crate::oci::{Digest, Sha256Reader};
+use crate::payload::{Payload, PayloadLayer};
+use nix::fcntl::{Flock, FlockArg};
+use std::fs::{self, File};
+use std::io::{self, BufReader, Write};
+use std::os::fd::AsFd;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+/// Settings for [`ensure_rootfs`].
+#[derive(Clone, Debug, Default)]
+pub struct CacheOptions {
+    /// Print what is done on stderr.
+    pub debug: bool,
+    /// Use this cache directory instead of the default.
+    pub dir: Option<PathBuf>,
+}
+
+/// Why the image could not be made available.
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    /// No cache location can be determined.
+    #[error("no cache directory: set OCI2BIN_CACHE_DIR (or XDG_CACHE_HOME or HOME)")]
+    NoLocation,
+    /// A file system operation failed.
+    #[error("{action} {}: {source}{}", path.display(), hint(source))]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// Where.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// The cache is on a file system mounted `noexec`.
+    #[error("the cache directory {} is on a file system mounted noexec, so the image's programs could not run; set OCI2BIN_CACHE_DIR to a directory on an executable file system", .0.display())]
+    NoExec(PathBuf),
+    /// A layer could not be applied.
+    #[error("unpacking layer {index} ({digest}): {source}")]
+    Layer {
+        /// Layer number, from 1.
+        index: usize,
+        /// Layer digest.
+        digest: Digest,
+        /// What went wrong.
+        #[source]
+        source: LayerError,
+    },
+    /// A layer's compressed stream cannot be read.
+    #[error("decompressing layer {index} ({digest}): {source}")]
+    Decode {
+        /// Layer number, from 1.
+        index: usize,
+        /// Layer digest.
+        digest: Digest,
+        /// The decoder's error.
+        #[source]
+        source: io::Error,
+    },
+    /// A layer's bytes do not match its digest.
+    #[error("embedded layer {index} is corrupt: expected {expected}, got {actual}; nothing was run. Rebuild the binary or fetch an intact copy")]
+    Corrupt {
+        /// Layer number, from 1.
+        index: usize,
+        /// The digest in the manifest.
+        expected: Digest,
+        /// What the bytes hash to.
+        actual: Digest,
+    },
+}
+
+fn hint(e: &io::Error) -> &'static str {
+    match e.raw_os_error() {
+        Some(libc::ENOSPC) | Some(libc::EDQUOT) => {
+            " (no space left: free some, or set OCI2BIN_CACHE_DIR to a file system with room)"
+        }
+        Some(libc::EROFS) => " (read-only file system: set OCI2BIN_CACHE_DIR to a writable directory)",
+        Some(libc::EACCES) => " (permission denied: set OCI2BIN_CACHE_DIR to a directory you own)",
+        _ => "",
+    }
+}
+
+fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> CacheError + 'a {
+    move |source| CacheError::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The cache root: `$OCI2BIN_CACHE_DIR`, else `$XDG_CACHE_HOME/oci2bin`, else
+/// `~/.cache/oci2bin`.
+pub fn cache_root() -> Result<PathBuf, CacheError> {
+    let var = |k| std::env::var_os(k).filter(|v: &std::ffi::OsString| !v.is_empty());
+    if let Some(d) = var("OCI2BIN_CACHE_DIR") {
+        return Ok(PathBuf::from(d));
+    }
+    if let Some(d) = var("XDG_CACHE_HOME") {
+        return Ok(PathBuf::from(d).join("oci2bin"));
+    }
+    var("HOME")
+        .map(|h| PathBuf::from(h).join(".cache/oci2bin"))
+        .ok_or(CacheError::NoLocation)
+}
+
+/// Where an image's unpacked root lives (whether or not it exists yet).
+pub fn rootfs_path(root: &Path, config_digest: &Digest) -> PathBuf {
+    root.join("images").join(config_digest.hex()).join("rootfs")
+}
+
+/// Returns the unpacked root of `payload`'s image, unpacking it first if needed.
+pub fn ensure_rootfs(payload: &Payload<'_>, opts: &CacheOptions) -> Result<PathBuf, CacheError> {
+    let root = match &opts.dir {
+        Some(d) => d.clone(),
+        None => cache_root()?,
+    };
+    let rootfs = rootfs_path(&root, &payload.config_digest);
+    if rootfs.is_dir() {
+        if opts.debug {
+            eprintln!("oci2bin: using cached image {}", rootfs.display());
+        }
+        return Ok(rootfs);
+    }
+    let images = root.join("images");
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&images)
+        .map_err(io_err("creating", &images))?;
+    let hex = payload.config_digest.hex();
+    let lock_path = images.join(format!("{hex}.lock"));
+    let lock_file = File::create(&lock_path).map_err(io_err("creating", &lock_path))?;
+    let _lock = Flock::lock(lock_file, FlockArg::LockExclusive)
+        .map_err(|(_, e)| io_err("locking", &lock_path)(e.into()))?;
+    if rootfs.is_dir() {
+        // Another run unpacked it while we waited.
+        return Ok(rootfs);
+    }
+    check_exec(&images)?;
+    remove_stale(&images, hex, opts.debug)?;
+    let tmp = images.join(format!(".tmp-{hex}-{}", std::process::id()));
+    let result = unpack_into(payload, &tmp, opts);
+    match result {
+        Ok(()) => {
+            let final_dir = images.join(hex);
+            fs::rename(&tmp, &final_dir).map_err(io_err("renaming into place", &final_dir))?;
+            Ok(rootfs)
+        }
+        Err(e) => {
+            if let Err(clean) = remove_tree(&tmp) {
+                eprintln!(
+                    "oci2bin: warning: could not remove the partial unpack {}: {clean}",
+                    tmp.display()
+                );
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Refuses a cache on a `noexec` mount before spending time unpacking into it.
+fn check_exec(dir: &Path) -> Result<(), CacheError> {
+    let st = nix::sys::statvfs::statvfs(dir).map_err(|e| io_err("checking", dir)(e.into()))?;
+    if st.flags().contains(nix::sys::statvfs::FsFlags::ST_NOEXEC) {
+        return Err(CacheError::NoExec(dir.to_path_buf()));
+    }
+    Ok(())
+}
+
+/// Removes temporary directories of this image left by killed runs (we hold the lock, so no
+/// live run owns one).
+fn remove_stale(images: &Path, hex: &str, debug: bool) -> Result<(), CacheError> {
+    let prefix = format!(".tmp-{hex}-");
+    for entry in fs::read_dir(images).map_err(io_err("listing", images))? {
+        let entry = entry.map_err(io_err("listing", images))?;
+        if entry.file_name().to_string_lossy().starts_with(&prefix) {
+            if debug {
+                eprintln!("oci2bin: removing partial unpack {}", entry.path().display());
+            }
+            remove_tree(&entry.path()).map_err(io_err("removing", &entry.path()))?;
+        }
+    }
+    Ok(())
+}
+
+fn unpack_into(payload: &Payload<'_>, tmp: &Path, opts: &CacheOptions) -> Result<(), CacheError> {
+    let rootfs = tmp.join("rootfs");
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(&rootfs)
+        .map_err(io_err("creating", &rootfs))?;
+    let root_dir = File::open(&rootfs).map_err(io_err("opening", &rootfs))?;
+    let mut report = ApplyReport::default();
+    let apply_opts = ApplyOptions::default();
+    let started = std::time::Instant::now();
+    for (i, layer) in payload.layers.iter().enumerate() {
+        apply_one(i + 1, layer, root_dir.as_fd(), &apply_opts, &mut report)?;
+    }
+    if report.skipped_devices > 0 {
+        eprintln!(
+            "oci2bin: warning: skipped {} device node(s) in the image: they cannot be created without privileges (the container gets its own /dev)",
+            report.skipped_devices
+        );
+    }
+    if !report.recorded_owners.is_empty() {
+        let path = tmp.join("owners.txt");
+        let mut f = io::BufWriter::new(File::create(&path).map_err(io_err("creating", &path))?);
+        for (p, uid, gid) in &report.recorded_owners {
+            writeln!(f, "{uid}:{gid} {}", p.display()).map_err(io_err("writing", &path))?;
+        }
+        f.flush().map_err(io_err("writing", &path))?;
+    }
+    if opts.debug {
+        eprintln!(
+            "oci2bin: unpacked {} layers ({} entries) in {:.0?}; {} owner(s) recorded in owners.txt",
+            payload.layers.len(),
+            report.entries,
+            started.elapsed(),
+            report.recorded_owners.len()
+        );
+    }
+    Ok(())
+}
+
+fn apply_one(
+    index: usize,
+    layer: &PayloadLayer<'_>,
+    root: std::os::fd::BorrowedFd<'_>,
+    opts: &ApplyOptions,
+    report: &mut ApplyReport,
+) -> Result<(), CacheError> {
+    let hashed = Sha256Reader::new(layer.bytes);
+    let mut buffered = BufReader::with_capacity(256 << 10, hashed);
+    let applied = decoder(layer.compression, &mut buffered)
+        .map_err(|source| CacheError::Decode {
+            index,
+            digest: layer.digest.clone(),
+            source,
+        })
+        .and_then(|dec| {
+            apply_layer(root, dec, opts, report).map_err(|source| CacheError::Layer {
+                index,
+                digest: layer.digest.clone(),
+                source,
+            })
+        });
+    // Hash the rest of the blob even after a failure: a corrupt blob explains most failures
+    // and deserves that message rather than a confusing tar error.
+    let actual = match buffered.into_inner().finish() {
+        Ok((d, _)) => d,
+        Err(_) => Digest::of(layer.bytes),
+    };
+    if actual != layer.digest {
+        return Err(CacheError::Corrupt {
+            index,
+            expected: layer.digest.clone(),
+            actual,
+        });
+    }
+    applied?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oci::Digest;
+
+    fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, data) in files {
+            let mut h = tar::Header::new_ustar();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_mtime(0);
+            h.set_cksum();
+            b.append_data(&mut h, name, *data).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    /// A minimal payload with uncompressed layers; `corrupt` flips a byte of the last layer
+    /// after its digest was recorded.
+    fn payload(layers: &[Vec<u8>], corrupt: bool) -> Vec<u8> {
+        let ids: Vec<String> = layers.iter().map(|l| Digest::of(l).to_string()).collect();
+        let config = serde_json::to_vec(&serde_json::json!({
+            "architecture": "amd64", "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": ids},
+        }))
+        .unwrap();
+        let cd = Digest::of(&config);
+        let descs: Vec<_> = layers
+            .iter()
+            .map(|l| serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": Digest::of(l).to_string(), "size": l.len()}))
+            .collect();
+        let manifest = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd.to_string(), "size": config.len()},
+            "layers": descs,
+        }))
+        .unwrap();
+        let md = Digest::of(&manifest);
+        let index = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md.to_string(), "size": manifest.len()}],
+        }))
+        .unwrap();
+        let mut files: Vec<(String, Vec<u8>)> = vec![
+            ("oci2bin.json".into(), b"{}".to_vec()),
+            ("index.json".into(), index),
+            (md.blob_path(), manifest),
+            (cd.blob_path(), config),
+        ];
+        for (i, l) in layers.iter().enumerate() {
+            let mut l = l.clone();
+            if corrupt && i == layers.len() - 1 {
+                l[0] ^= 1;
+            }
+            files.push((Digest::of(&layers[i]).blob_path(), l));
+        }
+        let refs: Vec<(&str, &[u8])> = files.iter().map(|(n, d)| (n.as_str(), d.as_slice())).collect();
+        tar_of(&refs)
+    }
+
+    fn opts(dir: &Path) -> CacheOptions {
+        CacheOptions {
+            debug: false,
+            dir: Some(dir.to_path_buf()),
+        }
+    }
+
+    #[test]
+    fn unpacks_once_and_reuses() {
+        let t = tempfile::tempdir().unwrap();
+        let bytes = payload(&[tar_of(&[("a", b"1")]), tar_of(&[("b", b"2")])], false);
+        let p = Payload::parse(&bytes).unwrap();
+        let root = ensure_rootfs(&p, &opts(t.path())).unwrap();
+        assert_eq!(fs::read(root.join("a")).unwrap(), b"1");
+        assert_eq!(fs::read(root.join("b")).unwrap(), b"2");
+        // A second run finds it without unpacking: a marker file survives.
+        fs::write(root.join("marker"), b"x").unwrap();
+        assert_eq!(ensure_rootfs(&p, &opts(t.path())).unwrap(), root);
+        assert!(root.join("marker").exists());
+    }
+
+    #[test]
+    fn concurrent_first_runs_unpack_once() {
+        let t = tempfile::tempdir().unwrap();
+        let bytes = payload(&[tar_of(&[("a", b"1")])], false);
+        let roots: Vec<PathBuf> = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..8)
+                .map(|_| {
+                    s.spawn(|| {
+                        let p = Payload::parse(&bytes).unwrap();
+                        ensure_rootfs(&p, &opts(t.path())).unwrap()
+                    })
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(roots.windows(2).all(|w| w[0] == w[1]));
+        let leftovers: Vec<_> = fs::read_dir(t.path().join("images"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .filter(|n| n.starts_with(".tmp-"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+    }
+
+    #[test]
+    fn stale_partial_unpack_is_replaced() {
+        let t = tempfile::tempdir().unwrap();
+        let bytes = payload(&[tar_of(&[("a", b"1")])], false);
+        let p = Payload::parse(&bytes).unwrap();
+        let stale = t
+            .path()
+            .join("images")
+            .join(format!(".tmp-{}-999999", p.config_digest.hex()));
+        fs::create_dir_all(stale.join("rootfs/half")).unwrap();
+        let root = ensure_rootfs(&p, &opts(t.path())).unwrap();
+        assert!(!stale.exists());
+        assert!(!root.join("half").exists());
+        assert_eq!(fs::read(root.join("a")).unwrap(), b"1");
+    }
+
+    #[test]
+    fn corrupt_layer_is_refused_and_leaves_nothing() {
+        let t = tempfile::tempdir().unwrap();
+        let bytes = payload(&[tar_of(&[("a", b"1")]), tar_of(&[("b", b"2")])], true);
+        let p = Payload::parse(&bytes).unwrap();
+        let err = ensure_rootfs(&p, &opts(t.path())).unwrap_err();
+        assert!(matches!(err, CacheError::Corrupt { index: 2, .. }), "{err}");
+        let names: Vec<_> = fs::read_dir(t.path().join("images"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .filter(|n| !n.ends_with(".lock"))
+            .collect();
+        assert!(names.is_empty(), "{names:?}");
+    }
+}

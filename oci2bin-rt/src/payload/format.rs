@@ -19,6 +19,7 @@ pub const DOCKER_MANIFEST: &str = "manifest.json";
 /// Everything here is informational (shown by `--help`, `--version` and `inspect`); the
 /// runtime trusts only the digests in the OCI structures.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
 pub struct Metadata {
     /// Version of oci2bin-build that wrote the payload.
     pub oci2bin_version: String,
