@@ -16,12 +16,15 @@
 //! }
 //! ```
 #![deny(missing_docs)]
+// The examples are build scripts, whose `fn main` is the point.
+#![allow(clippy::needless_doctest_main)]
 
 pub mod builder;
 pub mod cache;
 pub mod compress;
 pub mod embed;
 pub mod error;
+pub mod pack;
 pub mod payload;
 pub mod prepare;
 pub mod source;

@@ -128,7 +128,7 @@ pub fn resolve(
         inputs.push(location.path.clone());
         layers.push(SourceLayer {
             compression: Some(Compression::from_layer_media_type(
-                &desc.media_type().to_string(),
+                desc.media_type().as_ref(),
             )?),
             digest: Some(digest),
             size: Some(desc.size()),

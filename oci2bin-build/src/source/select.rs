@@ -129,7 +129,7 @@ pub fn select(
     let digest = Digest::try_from(chosen.digest()).map_err(BuildError::digest(format!(
         "manifest entry in the index of {source_desc}"
     )))?;
-    if is_index(&chosen.media_type().to_string()) {
+    if is_index(chosen.media_type().as_ref()) {
         let bytes = load(chosen, &digest)?;
         verify_small(
             &bytes,

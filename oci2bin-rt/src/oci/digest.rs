@@ -106,7 +106,7 @@ impl std::str::FromStr for Digest {
 impl TryFrom<&oci_spec::image::Digest> for Digest {
     type Error = DigestError;
     fn try_from(d: &oci_spec::image::Digest) -> Result<Self, Self::Error> {
-        Self::parse(&d.to_string())
+        Self::parse(d.as_ref())
     }
 }
 
