@@ -1,1 +1,301 @@
-//! placeholder
+//! The command line of a generated executable: `./IMAGE_BINARY [OPTIONS] [--] [ARGS...]`.
+//!
+//! The options are the `docker run` ones that make sense for one image. The first argument
+//! that is not an option starts `ARGS`, and everything from there on goes to the container
+//! verbatim, so `./busybox_latest ls -la` passes `-la` to `ls`, as `docker run busybox ls
+//! -la` does. `--help` and `--version` describe the embedded image.
+
+use crate::payload::Payload;
+use crate::process::ProcessOverrides;
+use clap::{CommandFactory, FromArgMatches, Parser};
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+/// The options, as clap parses them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Parser)]
+#[command(disable_version_flag = true)]
+pub struct Cli {
+    /// Overwrite the image's ENTRYPOINT (also drops its CMD unless a COMMAND is given)
+    #[arg(long, value_name = "COMMAND")]
+    pub entrypoint: Option<String>,
+    /// Set an environment variable; KEY alone copies it from your environment
+    #[arg(short = 'e', long = "env", value_name = "KEY[=VALUE]")]
+    pub env: Vec<OsString>,
+    /// Read environment variables from a file (KEY=VALUE per line, # comments)
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_file: Vec<PathBuf>,
+    /// Working directory inside the container (created if missing)
+    #[arg(short = 'w', long = "workdir", value_name = "DIR")]
+    pub workdir: Option<String>,
+    /// User to run as: name, uid, name:group or uid:gid (from the image's /etc/passwd)
+    #[arg(short = 'u', long = "user", value_name = "USER[:GROUP]")]
+    pub user: Option<String>,
+    /// Explain on stderr what the runtime does (cache, user mapping, mounts)
+    #[arg(long)]
+    pub debug: bool,
+    /// Print the runtime's and the image's version
+    #[arg(long)]
+    pub version: bool,
+    /// Command and arguments: replace the image's CMD; everything from the first
+    /// non-option on is passed to the container unchanged
+    #[arg(trailing_var_arg = true, value_name = "COMMAND")]
+    pub args: Vec<OsString>,
+}
+
+impl Cli {
+    /// The process overrides these options ask for.
+    pub fn overrides(&self) -> ProcessOverrides {
+        ProcessOverrides {
+            entrypoint: self.entrypoint.clone(),
+            args: self.args.clone(),
+            env: self.env.clone(),
+            env_files: self.env_file.clone(),
+            workdir: self.workdir.clone(),
+            user: self.user.clone(),
+        }
+    }
+}
+
+/// What `--help` and `--version` say about the embedded image.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ImageInfo {
+    /// Image name (`docker.io/library/busybox:latest`).
+    pub reference: String,
+    /// Manifest digest: what `docker pull NAME@DIGEST` would fetch.
+    pub manifest_digest: String,
+    /// `os/arch[/variant]`.
+    pub platform: String,
+    /// Default command: entrypoint and cmd, shell-quoted.
+    pub default_command: String,
+    /// Version of oci2bin that built the binary.
+    pub built_by: String,
+}
+
+/// Quotes a word for display if it has characters a shell would split or expand.
+fn quote(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c));
+    if plain {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
+}
+
+impl ImageInfo {
+    /// Collects the information from a parsed payload.
+    pub fn from_payload(payload: &Payload<'_>) -> Self {
+        let config = payload.config.config().as_ref();
+        let words: Vec<String> = config
+            .into_iter()
+            .flat_map(|c| {
+                c.entrypoint()
+                    .iter()
+                    .flatten()
+                    .chain(c.cmd().iter().flatten())
+            })
+            .map(|w| quote(w))
+            .collect();
+        let platform = if payload.metadata.platform.is_empty() {
+            let c = &payload.config;
+            match c.variant() {
+                Some(v) => format!("{}/{}/{v}", c.os(), c.architecture()),
+                None => format!("{}/{}", c.os(), c.architecture()),
+            }
+        } else {
+            payload.metadata.platform.clone()
+        };
+        ImageInfo {
+            reference: payload.metadata.reference.clone(),
+            manifest_digest: payload.manifest_digest.to_string(),
+            platform,
+            default_command: words.join(" "),
+            built_by: payload.metadata.oci2bin_version.clone(),
+        }
+    }
+
+    /// The `--version` text.
+    pub fn version_text(&self, program: &str) -> String {
+        format!(
+            "{program}: oci2bin runtime {}, image {}@{} ({}), built by oci2bin {}",
+            env!("CARGO_PKG_VERSION"),
+            self.reference,
+            self.manifest_digest,
+            self.platform,
+            self.built_by
+        )
+    }
+}
+
+/// The clap command for `program` (the executable's name), with the image in the help.
+pub fn command(program: &str, image: &ImageInfo) -> clap::Command {
+    let default = if image.default_command.is_empty() {
+        "(none: give a COMMAND)".to_string()
+    } else {
+        image.default_command.clone()
+    };
+    // clap keeps command names as `&'static str` (without its `string` feature); the name
+    // lives as long as the process anyway.
+    let name: &'static str = Box::leak(program.to_string().into_boxed_str());
+    Cli::command()
+        .name(name)
+        .bin_name(program.to_string())
+        .override_usage(format!("{program} [OPTIONS] [--] [COMMAND [ARG...]]"))
+        .about(format!(
+            "Runs the container image {} like `docker run --rm`, rootless, with the \
+             host's network",
+            image.reference
+        ))
+        .after_help(format!(
+            "Image:\n  name:      {}\n  digest:    {}\n  platform:  {}\n  command:   {}\n  \
+             built by:  oci2bin {}",
+            image.reference, image.manifest_digest, image.platform, default, image.built_by
+        ))
+}
+
+/// What the command line asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Invocation {
+    /// Run the container.
+    Run(Cli),
+    /// Print this text on stdout and exit 0 (`--help`, `--version`).
+    Print(String),
+}
+
+/// Parses the command line (`args[0]` is the executable).
+///
+/// A usage error is returned as clap's error, whose text starts with `error:`.
+pub fn parse(
+    program: &str,
+    image: &ImageInfo,
+    args: impl IntoIterator<Item = OsString>,
+) -> Result<Invocation, clap::Error> {
+    let mut cmd = command(program, image);
+    let matches = match cmd.try_get_matches_from_mut(args) {
+        Ok(m) => m,
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelp => {
+            return Ok(Invocation::Print(e.render().to_string()));
+        }
+        Err(e) => return Err(e),
+    };
+    let cli = Cli::from_arg_matches(&matches)?;
+    if cli.version {
+        return Ok(Invocation::Print(format!(
+            "{}\n",
+            image.version_text(program)
+        )));
+    }
+    Ok(Invocation::Run(cli))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image() -> ImageInfo {
+        ImageInfo {
+            reference: "docker.io/library/busybox:latest".into(),
+            manifest_digest: "sha256:abc".into(),
+            platform: "linux/amd64".into(),
+            default_command: "sh".into(),
+            built_by: "0.1.0".into(),
+        }
+    }
+
+    fn run(args: &[&str]) -> Cli {
+        let args = std::iter::once("busybox_latest")
+            .chain(args.iter().copied())
+            .map(OsString::from);
+        match parse("busybox_latest", &image(), args).unwrap() {
+            Invocation::Run(cli) => cli,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    fn os(v: &[&str]) -> Vec<OsString> {
+        v.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn first_non_option_starts_verbatim_args() {
+        let cli = run(&["ls", "-la"]);
+        assert_eq!(cli.args, os(&["ls", "-la"]));
+        let cli = run(&["-e", "A=1", "--debug", "sh", "-c", "echo --help -e x"]);
+        assert_eq!(cli.env, os(&["A=1"]));
+        assert!(cli.debug);
+        assert_eq!(cli.args, os(&["sh", "-c", "echo --help -e x"]));
+        let cli = run(&["--", "--weird", "-x"]);
+        assert_eq!(cli.args, os(&["--weird", "-x"]));
+        let cli = run(&["ls", "--", "x"]);
+        assert_eq!(cli.args, os(&["ls", "--", "x"]));
+    }
+
+    #[test]
+    fn all_options() {
+        let cli = run(&[
+            "--entrypoint",
+            "/bin/sh",
+            "-e",
+            "A=1",
+            "--env=B",
+            "--env-file",
+            "/e1",
+            "--env-file=/e2",
+            "-w",
+            "/work",
+            "-u",
+            "1000:1000",
+        ]);
+        let o = cli.overrides();
+        assert_eq!(o.entrypoint.as_deref(), Some("/bin/sh"));
+        assert_eq!(o.env, os(&["A=1", "B"]));
+        assert_eq!(
+            o.env_files,
+            vec![PathBuf::from("/e1"), PathBuf::from("/e2")]
+        );
+        assert_eq!(o.workdir.as_deref(), Some("/work"));
+        assert_eq!(o.user.as_deref(), Some("1000:1000"));
+        assert!(o.args.is_empty());
+        let cli = run(&["--workdir=/w", "--user", "redis"]);
+        assert_eq!(cli.workdir.as_deref(), Some("/w"));
+        assert_eq!(cli.user.as_deref(), Some("redis"));
+    }
+
+    #[test]
+    fn help_and_version_describe_the_image() {
+        let args = os(&["busybox_latest", "--help"]);
+        let Invocation::Print(help) = parse("busybox_latest", &image(), args).unwrap() else {
+            panic!("help expected")
+        };
+        assert!(help.contains("docker.io/library/busybox:latest"), "{help}");
+        assert!(help.contains("sha256:abc"), "{help}");
+        assert!(help.contains("linux/amd64"), "{help}");
+        assert!(help.contains("Usage: busybox_latest [OPTIONS]"), "{help}");
+        let args = os(&["busybox_latest", "--version"]);
+        let Invocation::Print(version) = parse("busybox_latest", &image(), args).unwrap() else {
+            panic!("version expected")
+        };
+        assert!(
+            version.contains("docker.io/library/busybox:latest@sha256:abc"),
+            "{version}"
+        );
+        assert!(version.contains(env!("CARGO_PKG_VERSION")), "{version}");
+    }
+
+    #[test]
+    fn unknown_options_before_the_command_are_errors() {
+        let args = os(&["busybox_latest", "--bogus", "ls"]);
+        let err = parse("busybox_latest", &image(), args).unwrap_err();
+        assert!(err.to_string().contains("--bogus"), "{err}");
+    }
+
+    #[test]
+    fn quoting_for_display() {
+        assert_eq!(quote("redis-server"), "redis-server");
+        assert_eq!(quote("echo hi"), "'echo hi'");
+        assert_eq!(quote("it's"), "'it'\\''s'");
+        assert_eq!(quote(""), "''");
+    }
+}

@@ -1,1 +1,148 @@
-//! placeholder
+//! The `main` of every generated executable: parse the command line, read the embedded
+//! image, make sure its root is unpacked in the cache, resolve the workload, run the
+//! container, and exit with its code.
+//!
+//! Errors of the runtime itself are printed as `IMAGE_BINARY: error: ...` with their causes
+//! and exit with 125, like `docker run`; 126 and 127 come from a command that cannot be
+//! executed or found inside the container.
+
+use crate::cache::{ensure_rootfs, CacheError, CacheOptions};
+use crate::cli::{self, Cli, ImageInfo, Invocation};
+use crate::ns::ident::random_id;
+use crate::ns::report::Reporter;
+use crate::ns::userns::detect_mapping;
+use crate::ns::{run_container, ContainerError, ContainerSpec, LinuxSyscall};
+use crate::oci::spec::Config;
+use crate::payload::{Payload, PayloadError};
+use crate::process::exit::RUNTIME_ERROR;
+use crate::process::{ProcessError, ProcessSpec};
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Why a run failed before the workload could start.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The embedded payload does not parse.
+    #[error("the embedded image cannot be read (is this binary truncated?): {0}")]
+    Payload(#[from] PayloadError),
+    /// The command line is wrong; the text is clap's, starting with `error:`.
+    #[error("{0}")]
+    Usage(String),
+    /// The image could not be unpacked into the cache.
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+    /// The workload could not be resolved (user, environment, command).
+    #[error(transparent)]
+    Process(#[from] ProcessError),
+    /// The container could not be created.
+    #[error(transparent)]
+    Container(#[from] ContainerError),
+}
+
+/// The executable's name for messages: the file name of `argv[0]`.
+pub fn program_name(argv0: Option<&OsString>) -> String {
+    argv0
+        .map(Path::new)
+        .and_then(Path::file_name)
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "oci2bin".to_string())
+}
+
+/// Runs the image embedded as `payload` with this process's arguments and exits with the
+/// container's code. Called by the `main!` macro of a generated executable.
+pub fn main(payload: &'static [u8]) -> ! {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    let program = program_name(args.first());
+    let code = match run(&program, args, payload) {
+        Ok(code) => code,
+        Err(RunError::Usage(text)) => {
+            eprint!("{program}: {text}");
+            RUNTIME_ERROR
+        }
+        Err(e) => {
+            Reporter::new(program, false).error(&e);
+            RUNTIME_ERROR
+        }
+    };
+    let _ = std::io::stdout().flush();
+    std::process::exit(code)
+}
+
+/// [`main`] without the exit: returns the container's exit code.
+pub fn run(program: &str, args: Vec<OsString>, payload: &[u8]) -> Result<i32, RunError> {
+    let payload = Payload::parse(payload)?;
+    let image = ImageInfo::from_payload(&payload);
+    let cli = match cli::parse(program, &image, args) {
+        Ok(Invocation::Print(text)) => {
+            print!("{text}");
+            return Ok(0);
+        }
+        Ok(Invocation::Run(cli)) => cli,
+        Err(e) => return Err(RunError::Usage(e.render().to_string())),
+    };
+    let reporter = Reporter::new(program, cli.debug);
+    let options = CacheOptions {
+        debug: cli.debug,
+        ..Default::default()
+    };
+    let rootfs = ensure_rootfs(&payload, &options)?;
+    run_image(payload.config.config().as_ref(), &cli, &rootfs, reporter)
+}
+
+/// Runs an image whose root is already unpacked at `rootfs`, with the image `config` and the
+/// parsed options `cli`; returns the container's exit code.
+///
+/// Separate from [`run`] so that the container can be driven with any root directory.
+pub fn run_image(
+    config: Option<&Config>,
+    cli: &Cli,
+    rootfs: &Path,
+    reporter: Reporter,
+) -> Result<i32, RunError> {
+    // The scratch mount must not hide the cache: compare real paths.
+    let rootfs: PathBuf = std::fs::canonicalize(rootfs).unwrap_or_else(|_| rootfs.into());
+    let hostname = random_id();
+    let host_env = |key: &std::ffi::OsStr| std::env::var_os(key);
+    let process = ProcessSpec::resolve(config, &cli.overrides(), &rootfs, &hostname, &host_env)?;
+    let mapping = detect_mapping(process.uid, process.gid);
+    reporter.debug(mapping.describe());
+    reporter.debug(format_args!(
+        "process: {:?} in {} as {}:{} (groups {:?})",
+        process.args,
+        process.cwd.display(),
+        process.uid,
+        process.gid,
+        process.additional_gids
+    ));
+    let spec = ContainerSpec {
+        rootfs,
+        process,
+        mapping,
+        hostname,
+        reporter,
+        sysctl_root: "/proc/sys".into(),
+    };
+    Ok(run_container(&spec, &LinuxSyscall)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn program_name_is_the_file_name() {
+        assert_eq!(
+            program_name(Some(&OsString::from("./out/redis_latest"))),
+            "redis_latest"
+        );
+        assert_eq!(program_name(None), "oci2bin");
+    }
+
+    #[test]
+    fn garbage_payload_is_a_clear_error() {
+        let err = run("img", vec!["img".into()], b"not a tar at all").unwrap_err();
+        assert!(matches!(err, RunError::Payload(_)));
+        assert!(err.to_string().contains("embedded image"), "{err}");
+    }
+}

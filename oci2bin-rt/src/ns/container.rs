@@ -1,0 +1,321 @@
+//! Running a container: the process topology and the order of the setup.
+//!
+//! ```text
+//! runtime (host namespaces)          forwards signals, exits with the container's code
+//!  └─ init, pid 1 (clone: user+mount+pid+uts+ipc namespaces)
+//!       waits for its id maps, builds the root, pivots, then:
+//!       └─ workload (fork + execve)  the image's entrypoint
+//! ```
+//!
+//! One `clone` creates every namespace at once (the child is pid 1 of the new pid namespace,
+//! no extra fork), and the parent writes the id maps from outside: directly for a single id,
+//! through `newuidmap`/`newgidmap` for subordinate ranges. A one-byte pipe message tells the
+//! child the maps are in place and which kind they are. The network namespace is the host's,
+//! like `docker run --network host`.
+
+use crate::ns::diagnose::diagnose;
+use crate::ns::error::ContainerError;
+use crate::ns::etc::{host_resolv_conf, write_etc_files};
+use crate::ns::mounts::mount_kernel_filesystems;
+use crate::ns::pivot::enter_root;
+use crate::ns::report::Reporter;
+use crate::ns::rootfs::{choose_scratch, prepare_root, SCRATCH_CANDIDATES};
+use crate::ns::syscall::Syscall;
+use crate::ns::userns::{write_maps, AppliedMapping, IdMapPlan};
+use crate::process::exit::{exit_code, RUNTIME_ERROR};
+use crate::process::init::run_init;
+use crate::process::signals::{block_supervised, supervise, Reaping};
+use crate::process::spec::ProcessSpec;
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sched::CloneFlags;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+/// The namespaces every container gets: all but network (and cgroup, which needs cgroup v2
+/// delegation to be useful).
+pub const NAMESPACES: CloneFlags = CloneFlags::CLONE_NEWUSER
+    .union(CloneFlags::CLONE_NEWNS)
+    .union(CloneFlags::CLONE_NEWPID)
+    .union(CloneFlags::CLONE_NEWUTS)
+    .union(CloneFlags::CLONE_NEWIPC);
+
+/// Everything needed to run one container.
+#[derive(Clone, Debug)]
+pub struct ContainerSpec {
+    /// The pristine image root (the cache's, never written): the overlay's lower layer.
+    pub rootfs: PathBuf,
+    /// The workload.
+    pub process: ProcessSpec,
+    /// How ids are mapped.
+    pub mapping: IdMapPlan,
+    /// The container's hostname (its random id).
+    pub hostname: String,
+    /// Where messages go.
+    pub reporter: Reporter,
+    /// Where the sysctls are, for explaining a refused user namespace (`/proc/sys`).
+    pub sysctl_root: PathBuf,
+}
+
+/// Runs the container and returns its exit code (the workload's code, 128 + N if it was
+/// killed by signal N, 126/127 if it could not be executed, 125 if the container could not
+/// be set up inside the namespaces; such errors are reported there, on stderr).
+///
+/// The calling process must be single-threaded. It keeps the forwarded signals blocked
+/// afterwards (it is expected to exit with the code).
+pub fn run_container(spec: &ContainerSpec, sys: &dyn Syscall) -> Result<i32, ContainerError> {
+    let scratch =
+        choose_scratch(&spec.rootfs, &SCRATCH_CANDIDATES, Path::is_dir).ok_or_else(|| {
+            ContainerError::NoScratchDir {
+                rootfs: spec.rootfs.clone(),
+            }
+        })?;
+    let resolv_conf = host_resolv_conf();
+    spec.reporter.debug(format_args!(
+        "namespaces: user, mount, pid, uts, ipc (network is the host's); hostname {}; \
+         scratch tmpfs on {} inside the mount namespace",
+        spec.hostname,
+        scratch.display()
+    ));
+    block_supervised().map_err(|errno| ContainerError::Process {
+        step: "block the forwarded signals",
+        errno,
+    })?;
+    let (ready_read, ready_write) =
+        nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|errno| ContainerError::Sync {
+            step: "create the pipe",
+            errno,
+        })?;
+    // SAFETY: the runtime is single-threaded (documented requirement of this function).
+    match unsafe { sys.clone_process(NAMESPACES) } {
+        Err(errno) => Err(ContainerError::UserNamespace {
+            errno,
+            diagnosis: diagnose(&spec.sysctl_root, errno),
+        }),
+        Ok(Some(child)) => {
+            drop(ready_read);
+            supervise_from_host(sys, spec, child, ready_write)
+        }
+        Ok(None) => {
+            drop(ready_write);
+            let code = match init_container(sys, spec, &scratch, resolv_conf.as_deref(), ready_read)
+            {
+                Ok(code) => code,
+                Err(e) => {
+                    spec.reporter.error(&e);
+                    RUNTIME_ERROR
+                }
+            };
+            std::process::exit(code)
+        }
+    }
+}
+
+/// The parent's side: write the maps, release the child, then forward signals and wait.
+fn supervise_from_host(
+    sys: &dyn Syscall,
+    spec: &ContainerSpec,
+    child: Pid,
+    ready: OwnedFd,
+) -> Result<i32, ContainerError> {
+    let applied = match write_maps(sys, child, &spec.mapping, &spec.sysctl_root, &spec.reporter) {
+        Ok(applied) => applied,
+        Err(e) => {
+            let _ = kill(child, Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(child, None);
+            return Err(e);
+        }
+    };
+    // If the child is already gone the write fails; its exit status below tells why.
+    let _ = nix::unistd::write(&ready, &[applied.to_byte()]);
+    drop(ready);
+    let status = supervise(child, Reaping::ChildOnly).map_err(|errno| ContainerError::Process {
+        step: "wait for the container's init",
+        errno,
+    })?;
+    Ok(exit_code(status).unwrap_or(RUNTIME_ERROR))
+}
+
+/// The child's side, as pid 1 in the new namespaces: wait for the maps, build and enter the
+/// root, run the workload.
+fn init_container(
+    sys: &dyn Syscall,
+    spec: &ContainerSpec,
+    scratch: &Path,
+    resolv_conf: Option<&[u8]>,
+    ready: OwnedFd,
+) -> Result<i32, ContainerError> {
+    // If the runtime dies (SIGKILL), take the container with it rather than leave it
+    // running unsupervised.
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(|errno| ContainerError::Sync {
+        step: "set the parent-death signal",
+        errno,
+    })?;
+    let mut byte = [0u8; 1];
+    let applied = loop {
+        match nix::unistd::read(&ready, &mut byte) {
+            Ok(1) => break AppliedMapping::from_byte(byte[0]),
+            Ok(_) => break None,
+            Err(Errno::EINTR) => continue,
+            Err(errno) => {
+                return Err(ContainerError::Sync {
+                    step: "wait for the id maps",
+                    errno,
+                })
+            }
+        }
+    }
+    .ok_or(ContainerError::Sync {
+        step: "wait for the id maps: the runtime exited",
+        errno: Errno::EPIPE,
+    })?;
+    drop(ready);
+    let root = setup_container(sys, spec, scratch, resolv_conf, applied)?;
+    enter_root(sys, &root)?;
+    run_init(sys, &spec.process, applied, &spec.reporter)
+}
+
+/// Builds the container's root below `scratch` and sets the hostname; returns the root's
+/// path, ready for [`enter_root`]. Runs inside the new namespaces, as their root.
+pub fn setup_container(
+    sys: &dyn Syscall,
+    spec: &ContainerSpec,
+    scratch: &Path,
+    resolv_conf: Option<&[u8]>,
+    applied: AppliedMapping,
+) -> Result<PathBuf, ContainerError> {
+    let (root, _) = prepare_root(sys, &spec.rootfs, scratch, &spec.reporter)?;
+    mount_kernel_filesystems(sys, &root, applied == AppliedMapping::Full, &spec.reporter)?;
+    write_etc_files(sys, &root, &spec.hostname, resolv_conf)?;
+    sys.resolve_dir_in_root(&root, &spec.process.cwd, true)
+        .map_err(|errno| ContainerError::Workdir {
+            path: spec.process.cwd.clone(),
+            errno,
+        })?;
+    sys.sethostname(&spec.hostname)
+        .map_err(|errno| ContainerError::Hostname {
+            name: spec.hostname.clone(),
+            errno,
+        })?;
+    Ok(root)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ns::recording::{Call, RecordingSyscall};
+    use crate::ns::userns::{choose_mapping, HostUser};
+    use nix::mount::MsFlags;
+
+    fn spec() -> ContainerSpec {
+        ContainerSpec {
+            rootfs: "/cache/root".into(),
+            process: ProcessSpec {
+                args: vec!["/bin/sh".into()],
+                env: vec![],
+                cwd: "/data".into(),
+                uid: 0,
+                gid: 0,
+                additional_gids: vec![],
+            },
+            mapping: choose_mapping(
+                HostUser {
+                    uid: 1000,
+                    gid: 1000,
+                    name: None,
+                },
+                0,
+                0,
+                vec![],
+                vec![],
+                None,
+            ),
+            hostname: "0123456789ab".into(),
+            reporter: Reporter::new("test", false),
+            sysctl_root: "/proc/sys".into(),
+        }
+    }
+
+    #[test]
+    fn setup_order_private_scratch_overlay_kernel_fs_etc_workdir_hostname() {
+        let sys = RecordingSyscall::new();
+        let root = setup_container(
+            &sys,
+            &spec(),
+            Path::new("/tmp"),
+            None,
+            AppliedMapping::Single,
+        )
+        .unwrap();
+        assert_eq!(root, Path::new("/tmp/root"));
+        assert_eq!(
+            sys.mount_targets(),
+            vec![
+                "/",
+                "/tmp",
+                "/tmp/root",
+                "/tmp/root/proc",
+                "/tmp/root/dev",
+                "/tmp/root/dev/null",
+                "/tmp/root/dev/zero",
+                "/tmp/root/dev/full",
+                "/tmp/root/dev/random",
+                "/tmp/root/dev/urandom",
+                "/tmp/root/dev/tty",
+                "/tmp/root/dev/pts",
+                "/tmp/root/dev/shm",
+                "/tmp/root/dev/mqueue",
+                "/tmp/root/sys",
+                "/tmp/root/tmp",
+            ]
+        );
+        let calls = sys.calls();
+        assert_eq!(
+            calls[0],
+            Call::mount(None, "/", None, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None)
+        );
+        let n = calls.len();
+        assert_eq!(
+            calls[n - 2],
+            Call::ResolveDir("/tmp/root".into(), "/data".into(), true)
+        );
+        assert_eq!(calls[n - 1], Call::Sethostname("0123456789ab".into()));
+        assert!(calls.contains(&Call::WriteInRoot(
+            "/tmp/root".into(),
+            "/etc/hostname".into(),
+            "0123456789ab\n".into()
+        )));
+    }
+
+    #[test]
+    fn a_failing_workdir_is_named() {
+        let sys = RecordingSyscall::new();
+        sys.fail_when(
+            |c| matches!(c, Call::ResolveDir(_, p, _) if p == Path::new("/data")),
+            Errno::ENOTDIR,
+        );
+        let err = setup_container(&sys, &spec(), Path::new("/tmp"), None, AppliedMapping::Full)
+            .unwrap_err();
+        assert!(err.to_string().contains("working directory /data"), "{err}");
+    }
+
+    #[test]
+    fn clone_failure_is_diagnosed() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("user")).unwrap();
+        std::fs::write(dir.path().join("user/max_user_namespaces"), "0\n").unwrap();
+        let mut spec = spec();
+        spec.sysctl_root = dir.path().into();
+        // run_container blocks signals for the calling thread; do it on a thread of its own.
+        let err = std::thread::spawn(move || {
+            let sys = RecordingSyscall::new();
+            sys.fail_when(|c| matches!(c, Call::Clone(_)), Errno::ENOSPC);
+            run_container(&spec, &sys).unwrap_err().to_string()
+        })
+        .join()
+        .unwrap();
+        assert!(err.contains("user.max_user_namespaces=0"), "{err}");
+    }
+}

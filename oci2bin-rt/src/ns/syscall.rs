@@ -1,0 +1,418 @@
+//! The privileged operations of container setup, behind one trait.
+//!
+//! Every step that creates namespaces, writes id maps, mounts, pivots or changes credentials
+//! goes through [`Syscall`], so the order and arguments of the setup sequence can be checked
+//! by unit tests with a recording fake, without root and without touching the host.
+//! [`LinuxSyscall`] is the real implementation.
+
+use crate::layer::resolve::open_in_root;
+use crate::ns::copy::{copy_tree, CopyError};
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::mount::{MntFlags, MsFlags};
+use nix::sched::CloneFlags;
+use nix::sys::stat::Mode;
+use nix::unistd::{Gid, Pid, Uid};
+use std::io::Write;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
+use std::process::ExitStatus;
+
+/// The privileged operations the container setup performs, one method per kernel operation
+/// (plus a few compound file operations that must resolve paths inside the image's root).
+///
+/// Methods return `nix::Result` so callers can react to specific errors (`EINVAL` from
+/// `pivot_root`, `EPERM` from a procfs mount) and attach the path to their own error.
+pub trait Syscall {
+    /// Creates a child process in new namespaces, like `fork` with `clone(2)` flags: returns
+    /// `Some(child)` in the parent and `None` in the child.
+    ///
+    /// # Safety
+    ///
+    /// As for `fork`: the calling process must be single-threaded, because only the calling
+    /// thread exists in the child.
+    unsafe fn clone_process(&self, flags: CloneFlags) -> nix::Result<Option<Pid>>;
+    /// Moves the calling process into new namespaces (`unshare(2)`).
+    fn unshare(&self, flags: CloneFlags) -> nix::Result<()>;
+    /// Writes a whole small file outside the image, such as `/proc/PID/uid_map`, in one
+    /// `write(2)` (the kernel requires id maps to arrive in a single write).
+    fn write_file(&self, path: &Path, contents: &[u8]) -> nix::Result<()>;
+    /// Runs host helper programs (`newuidmap`, `newgidmap`) concurrently, with inherited
+    /// stdio, and waits for all; one result per helper, in order.
+    fn run_helpers(&self, helpers: &[(&Path, &[String])]) -> Vec<std::io::Result<ExitStatus>>;
+    /// `mount(2)`.
+    fn mount(
+        &self,
+        source: Option<&Path>,
+        target: &Path,
+        fstype: Option<&str>,
+        flags: MsFlags,
+        data: Option<&str>,
+    ) -> nix::Result<()>;
+    /// Makes the mount at `target` and every mount below it read-only (`mount_setattr(2)` with
+    /// `AT_RECURSIVE`); fails with `ENOSYS` on kernels older than 5.12.
+    fn make_readonly_recursive(&self, target: &Path) -> nix::Result<()>;
+    /// The mount flags currently in effect on `path` (from `statvfs`), needed because a
+    /// remount inside a user namespace must repeat the locked flags (nosuid, nodev, noexec).
+    fn mount_flags(&self, path: &Path) -> nix::Result<MsFlags>;
+    /// `umount2(2)`.
+    fn umount2(&self, target: &Path, flags: MntFlags) -> nix::Result<()>;
+    /// `pivot_root(2)`.
+    fn pivot_root(&self, new_root: &Path, put_old: &Path) -> nix::Result<()>;
+    /// `chroot(2)`.
+    fn chroot(&self, path: &Path) -> nix::Result<()>;
+    /// `chdir(2)`.
+    fn chdir(&self, path: &Path) -> nix::Result<()>;
+    /// `mkdir(2)`; an existing directory is not an error.
+    fn mkdir(&self, path: &Path, mode: u32) -> nix::Result<()>;
+    /// Creates an empty regular file (a bind-mount target); an existing file is not an error.
+    fn create_file(&self, path: &Path, mode: u32) -> nix::Result<()>;
+    /// `symlink(2)`: creates `link` pointing at `target`.
+    fn symlink(&self, target: &Path, link: &Path) -> nix::Result<()>;
+    /// Resolves the directory `path` inside `root` as if `root` were `/` (symlinks in the
+    /// image cannot point outside it), creating missing components when `create` is set,
+    /// and returns its real path on the host, ready to be a mount target.
+    fn resolve_dir_in_root(&self, root: &Path, path: &Path, create: bool) -> nix::Result<PathBuf>;
+    /// Writes the file `path` inside `root` (resolved as if `root` were `/`), creating it
+    /// with mode 0644 and its parent directories if needed. A symlink that dangles inside
+    /// the image is replaced by a regular file.
+    fn write_in_root(&self, root: &Path, path: &Path, contents: &[u8]) -> nix::Result<()>;
+    /// Copies the directory tree `from` into the existing directory `to`, keeping modes,
+    /// ownership where allowed, symlinks, hard links and modification times.
+    fn copy_tree(&self, from: &Path, to: &Path) -> Result<(), CopyError>;
+    /// `sethostname(2)`.
+    fn sethostname(&self, name: &str) -> nix::Result<()>;
+    /// `setgroups(2)`.
+    fn setgroups(&self, gids: &[Gid]) -> nix::Result<()>;
+    /// `setresgid(2)` with all three ids equal.
+    fn setresgid(&self, gid: Gid) -> nix::Result<()>;
+    /// `setresuid(2)` with all three ids equal.
+    fn setresuid(&self, uid: Uid) -> nix::Result<()>;
+}
+
+/// The real [`Syscall`]: each method is the Linux system call it names.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LinuxSyscall;
+
+/// `AT_RECURSIVE` for `mount_setattr(2)`.
+const AT_RECURSIVE: libc::c_uint = 0x8000;
+/// `MOUNT_ATTR_RDONLY` for `mount_setattr(2)`.
+const MOUNT_ATTR_RDONLY: u64 = 0x1;
+
+/// `struct mount_attr` of `mount_setattr(2)`.
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+impl Syscall for LinuxSyscall {
+    unsafe fn clone_process(&self, flags: CloneFlags) -> nix::Result<Option<Pid>> {
+        // A fork-like clone: no new stack, the child continues here on a copy of ours. Every
+        // architecture's argument order differs only in the pointer arguments, all zero.
+        // SAFETY: the caller guarantees a single-threaded process (see the trait).
+        let res = unsafe {
+            libc::syscall(
+                libc::SYS_clone,
+                (flags.bits() | libc::SIGCHLD) as libc::c_ulong,
+                0usize,
+                0usize,
+                0usize,
+                0usize,
+            )
+        };
+        match Errno::result(res)? {
+            0 => Ok(None),
+            pid => Ok(Some(Pid::from_raw(pid as libc::pid_t))),
+        }
+    }
+
+    fn unshare(&self, flags: CloneFlags) -> nix::Result<()> {
+        nix::sched::unshare(flags)
+    }
+
+    fn write_file(&self, path: &Path, contents: &[u8]) -> nix::Result<()> {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(io_errno)?;
+        let written = file.write(contents).map_err(io_errno)?;
+        if written != contents.len() {
+            return Err(Errno::EIO);
+        }
+        Ok(())
+    }
+
+    fn run_helpers(&self, helpers: &[(&Path, &[String])]) -> Vec<std::io::Result<ExitStatus>> {
+        let children: Vec<std::io::Result<std::process::Child>> = helpers
+            .iter()
+            .map(|(program, args)| std::process::Command::new(program).args(*args).spawn())
+            .collect();
+        children
+            .into_iter()
+            .map(|child| child.and_then(|mut c| c.wait()))
+            .collect()
+    }
+
+    fn mount(
+        &self,
+        source: Option<&Path>,
+        target: &Path,
+        fstype: Option<&str>,
+        flags: MsFlags,
+        data: Option<&str>,
+    ) -> nix::Result<()> {
+        nix::mount::mount(source, target, fstype, flags, data)
+    }
+
+    fn make_readonly_recursive(&self, target: &Path) -> nix::Result<()> {
+        let attr = MountAttr {
+            attr_set: MOUNT_ATTR_RDONLY,
+            attr_clr: 0,
+            propagation: 0,
+            userns_fd: 0,
+        };
+        let path =
+            std::ffi::CString::new(target.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
+        // SAFETY: `path` is a valid C string and `attr` a valid mount_attr of the size given.
+        let res = unsafe {
+            libc::syscall(
+                libc::SYS_mount_setattr,
+                libc::AT_FDCWD,
+                path.as_ptr(),
+                AT_RECURSIVE,
+                &attr as *const MountAttr,
+                std::mem::size_of::<MountAttr>(),
+            )
+        };
+        Errno::result(res).map(drop)
+    }
+
+    fn mount_flags(&self, path: &Path) -> nix::Result<MsFlags> {
+        // statvfs(3) flag bits (<sys/statvfs.h>; the same on every Linux architecture, and
+        // not all of them are exposed by nix for every C library).
+        const PAIRS: [(libc::c_ulong, MsFlags); 7] = [
+            (1, MsFlags::MS_RDONLY),
+            (2, MsFlags::MS_NOSUID),
+            (4, MsFlags::MS_NODEV),
+            (8, MsFlags::MS_NOEXEC),
+            (1024, MsFlags::MS_NOATIME),
+            (2048, MsFlags::MS_NODIRATIME),
+            (4096, MsFlags::MS_RELATIME),
+        ];
+        let bits = nix::sys::statvfs::statvfs(path)?.flags().bits() as libc::c_ulong;
+        Ok(PAIRS
+            .iter()
+            .filter(|(st, _)| bits & st != 0)
+            .fold(MsFlags::empty(), |acc, (_, ms)| acc | *ms))
+    }
+
+    fn umount2(&self, target: &Path, flags: MntFlags) -> nix::Result<()> {
+        nix::mount::umount2(target, flags)
+    }
+
+    fn pivot_root(&self, new_root: &Path, put_old: &Path) -> nix::Result<()> {
+        nix::unistd::pivot_root(new_root, put_old)
+    }
+
+    fn chroot(&self, path: &Path) -> nix::Result<()> {
+        nix::unistd::chroot(path)
+    }
+
+    fn chdir(&self, path: &Path) -> nix::Result<()> {
+        nix::unistd::chdir(path)
+    }
+
+    fn mkdir(&self, path: &Path, mode: u32) -> nix::Result<()> {
+        match nix::unistd::mkdir(path, Mode::from_bits_truncate(mode)) {
+            Err(Errno::EEXIST) if path.is_dir() => Ok(()),
+            other => other,
+        }
+    }
+
+    fn create_file(&self, path: &Path, mode: u32) -> nix::Result<()> {
+        let fd = nix::fcntl::open(
+            path,
+            OFlag::O_CREAT | OFlag::O_WRONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
+            Mode::from_bits_truncate(mode),
+        )?;
+        drop(fd);
+        Ok(())
+    }
+
+    fn symlink(&self, target: &Path, link: &Path) -> nix::Result<()> {
+        std::os::unix::fs::symlink(target, link).map_err(io_errno)
+    }
+
+    fn resolve_dir_in_root(&self, root: &Path, path: &Path, create: bool) -> nix::Result<PathBuf> {
+        let root_fd = open_dir(root)?;
+        let dir = open_dir_in_root(&root_fd, path, create)?;
+        fd_path(&dir)
+    }
+
+    fn write_in_root(&self, root: &Path, path: &Path, contents: &[u8]) -> nix::Result<()> {
+        let root_fd = open_dir(root)?;
+        let name = path.file_name().ok_or(Errno::EINVAL)?;
+        let parent = open_dir_in_root(&root_fd, path.parent().unwrap_or(Path::new("/")), true)?;
+        let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_TRUNC | OFlag::O_CLOEXEC;
+        let mode = Mode::from_bits_truncate(0o644);
+        let fd = match nix::fcntl::openat(&parent, name, flags | OFlag::O_NOFOLLOW, mode) {
+            // The name is a symlink: follow it, but only inside the root.
+            Err(Errno::ELOOP) => match open_in_root(&root_fd, path, flags) {
+                Ok(fd) => fd,
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                    // It dangles inside the image: replace the link by a plain file.
+                    nix::unistd::unlinkat(&parent, name, nix::unistd::UnlinkatFlags::NoRemoveDir)?;
+                    nix::fcntl::openat(&parent, name, flags | OFlag::O_NOFOLLOW, mode)?
+                }
+                Err(e) => return Err(io_errno(e)),
+            },
+            other => other?,
+        };
+        let mut file = std::fs::File::from(fd);
+        file.write_all(contents).map_err(io_errno)
+    }
+
+    fn copy_tree(&self, from: &Path, to: &Path) -> Result<(), CopyError> {
+        copy_tree(from, to)
+    }
+
+    fn sethostname(&self, name: &str) -> nix::Result<()> {
+        nix::unistd::sethostname(name)
+    }
+
+    fn setgroups(&self, gids: &[Gid]) -> nix::Result<()> {
+        nix::unistd::setgroups(gids)
+    }
+
+    fn setresgid(&self, gid: Gid) -> nix::Result<()> {
+        nix::unistd::setresgid(gid, gid, gid)
+    }
+
+    fn setresuid(&self, uid: Uid) -> nix::Result<()> {
+        nix::unistd::setresuid(uid, uid, uid)
+    }
+}
+
+/// The errno of an I/O error (`EIO` when it has none).
+pub(crate) fn io_errno(e: std::io::Error) -> Errno {
+    e.raw_os_error().map_or(Errno::EIO, Errno::from_raw)
+}
+
+/// Opens a host directory as an `O_PATH` handle.
+fn open_dir(path: &Path) -> nix::Result<OwnedFd> {
+    nix::fcntl::open(
+        path,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+}
+
+/// Opens (and with `create`, makes) the directory `path` inside `root`, one missing
+/// component at a time, every lookup confined to the root.
+fn open_dir_in_root(root: &OwnedFd, path: &Path, create: bool) -> nix::Result<OwnedFd> {
+    let flags = OFlag::O_PATH | OFlag::O_DIRECTORY;
+    match open_in_root(root, path, flags) {
+        Ok(fd) => Ok(fd),
+        Err(e) if create && e.raw_os_error() == Some(libc::ENOENT) => {
+            let name = match path.components().next_back() {
+                Some(Component::Normal(name)) => name,
+                _ => return Err(Errno::ENOENT),
+            };
+            let parent = open_dir_in_root(root, path.parent().unwrap_or(Path::new("/")), true)?;
+            match nix::sys::stat::mkdirat(&parent, name, Mode::from_bits_truncate(0o755)) {
+                Ok(()) | Err(Errno::EEXIST) => {}
+                Err(e) => return Err(e),
+            }
+            open_in_root(root, path, flags).map_err(io_errno)
+        }
+        Err(e) => Err(io_errno(e)),
+    }
+}
+
+/// The host path of an open file, read back from `/proc/self/fd`.
+fn fd_path<Fd: AsFd>(fd: Fd) -> nix::Result<PathBuf> {
+    let link = format!("/proc/self/fd/{}", fd.as_fd().as_raw_fd());
+    let target = nix::fcntl::readlink(Path::new(&link))?;
+    Ok(PathBuf::from(target))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolve_dir_in_root_stays_inside_and_creates() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root.path().join("real")).unwrap();
+        // An absolute symlink in the image means the image's /real, not the host's.
+        std::os::unix::fs::symlink("/real", root.path().join("link")).unwrap();
+        std::os::unix::fs::symlink("/../../..", root.path().join("escape")).unwrap();
+        let sys = LinuxSyscall;
+        let real = std::fs::canonicalize(root.path()).unwrap();
+        assert_eq!(
+            sys.resolve_dir_in_root(root.path(), Path::new("/link"), false)
+                .unwrap(),
+            real.join("real")
+        );
+        assert_eq!(
+            sys.resolve_dir_in_root(root.path(), Path::new("/escape"), false)
+                .unwrap(),
+            real
+        );
+        assert_eq!(
+            sys.resolve_dir_in_root(root.path(), Path::new("/link/a/b"), true)
+                .unwrap(),
+            real.join("real/a/b")
+        );
+        assert!(real.join("real/a/b").is_dir());
+        assert_eq!(
+            sys.resolve_dir_in_root(root.path(), Path::new("/missing"), false),
+            Err(Errno::ENOENT)
+        );
+    }
+
+    #[test]
+    fn write_in_root_follows_symlinks_inside_and_replaces_dangling_ones() {
+        let root = tempfile::tempdir().unwrap();
+        let etc = root.path().join("etc");
+        std::fs::create_dir_all(root.path().join("run")).unwrap();
+        std::fs::create_dir(&etc).unwrap();
+        std::os::unix::fs::symlink("/run/hosts", etc.join("hosts")).unwrap();
+        std::os::unix::fs::symlink("/run/systemd/resolve/stub.conf", etc.join("resolv.conf"))
+            .unwrap();
+        let sys = LinuxSyscall;
+        sys.write_in_root(root.path(), Path::new("/etc/hosts"), b"h\n")
+            .unwrap();
+        assert_eq!(
+            std::fs::read(root.path().join("run/hosts")).unwrap(),
+            b"h\n"
+        );
+        sys.write_in_root(root.path(), Path::new("/etc/resolv.conf"), b"r\n")
+            .unwrap();
+        let meta = std::fs::symlink_metadata(etc.join("resolv.conf")).unwrap();
+        assert!(meta.file_type().is_file());
+        assert_eq!(std::fs::read(etc.join("resolv.conf")).unwrap(), b"r\n");
+        // A missing /etc is created (images built FROM scratch have none).
+        sys.write_in_root(root.path(), Path::new("/new/dir/file"), b"x")
+            .unwrap();
+        assert_eq!(
+            std::fs::read(root.path().join("new/dir/file")).unwrap(),
+            b"x"
+        );
+    }
+
+    #[test]
+    fn mkdir_and_create_file_accept_existing() {
+        let dir = tempfile::tempdir().unwrap();
+        let sys = LinuxSyscall;
+        sys.mkdir(&dir.path().join("d"), 0o755).unwrap();
+        sys.mkdir(&dir.path().join("d"), 0o755).unwrap();
+        sys.create_file(&dir.path().join("f"), 0o644).unwrap();
+        sys.create_file(&dir.path().join("f"), 0o644).unwrap();
+        assert_eq!(sys.mkdir(&dir.path().join("f"), 0o755), Err(Errno::EEXIST));
+    }
+}

@@ -1,0 +1,153 @@
+//! Signal forwarding and child reaping, shared by the outer process (outside the namespaces)
+//! and the container's init (pid 1 inside).
+//!
+//! Both block the forwarded signals and `SIGCHLD` and collect them with `sigwaitinfo`, which
+//! needs no handler and no async-signal-safety reasoning. A signal sent by some process
+//! (`kill`, `timeout`, a service manager) is passed on to the child. A signal the kernel
+//! generated for the terminal's foreground process group (Ctrl-C, Ctrl-\, window resize,
+//! hangup) is not: the workload is in that group and has received it already, and passing it
+//! on again would, for example, make redis treat one Ctrl-C as two.
+
+use crate::process::exit::exit_code;
+use nix::errno::Errno;
+use nix::sys::signal::{kill, sigprocmask, SigSet, SigmaskHow, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+
+/// The signals passed on to the workload, as docker does for `docker run` (with `--init`).
+pub const FORWARDED: [Signal; 7] = [
+    Signal::SIGTERM,
+    Signal::SIGINT,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+    Signal::SIGWINCH,
+];
+
+/// The forwarded signals plus `SIGCHLD`: what a supervisor blocks and waits for.
+pub fn supervised_set() -> SigSet {
+    let mut set = SigSet::empty();
+    for signal in FORWARDED {
+        set.add(signal);
+    }
+    set.add(Signal::SIGCHLD);
+    set
+}
+
+/// Blocks the supervised signals for the calling process and, through inheritance, for the
+/// children it creates before they reset their mask. Returns nothing to restore: the
+/// workload starts from an empty mask, like a container started by docker.
+pub fn block_supervised() -> nix::Result<()> {
+    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&supervised_set()), None)
+}
+
+/// Whether a signal with this `si_code` came from a process (forward it) rather than from
+/// the kernel's terminal handling (the workload got its own copy).
+pub fn should_forward(si_code: i32) -> bool {
+    si_code != libc::SI_KERNEL
+}
+
+/// Resets every signal disposition to the default and unblocks all signals, just before
+/// `execve` of the workload: the runtime ignores `SIGPIPE` (Rust does) and may have been
+/// started with signals ignored (`nohup`), none of which the workload should inherit.
+pub fn reset_for_exec() -> nix::Result<()> {
+    for signo in 1..=libc::SIGRTMAX() {
+        if signo == libc::SIGKILL || signo == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: installing SIG_DFL has no memory-safety requirements; numbers the C
+        // library reserves for itself fail with EINVAL, which is fine to ignore.
+        unsafe {
+            libc::signal(signo, libc::SIG_DFL);
+        }
+    }
+    sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
+}
+
+/// Which children a supervisor waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reaping {
+    /// Only the one child (the outer process has no other).
+    ChildOnly,
+    /// Any child: pid 1 inherits every orphan of the container and must reap them.
+    All,
+}
+
+/// Waits for one supervised signal; returns its number and `si_code`.
+fn wait_signal(set: &SigSet) -> nix::Result<(i32, i32)> {
+    // SAFETY: siginfo_t is plain data; sigwaitinfo fills it.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: `set` is a valid sigset and `info` a valid siginfo_t to write.
+        let res = unsafe { libc::sigwaitinfo(set.as_ref(), &mut info) };
+        match Errno::result(res) {
+            Ok(signo) => return Ok((signo, info.si_code)),
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Reaps children without blocking; returns the end status of `child` once it has ended.
+fn reap(child: Pid, reaping: Reaping) -> nix::Result<Option<WaitStatus>> {
+    let target = match reaping {
+        Reaping::ChildOnly => Some(child),
+        Reaping::All => None,
+    };
+    loop {
+        match waitpid(target, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) => return Ok(None),
+            Ok(status) if status.pid() == Some(child) && exit_code(status).is_some() => {
+                return Ok(Some(status));
+            }
+            Ok(_) => continue,
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Forwards signals to `child` and reaps until it ends; returns how it ended.
+///
+/// The supervised signals must be blocked (see [`block_supervised`]) since before `child`
+/// was created, so that none is lost.
+pub fn supervise(child: Pid, reaping: Reaping) -> nix::Result<WaitStatus> {
+    let set = supervised_set();
+    loop {
+        if let Some(status) = reap(child, reaping)? {
+            return Ok(status);
+        }
+        let (signo, code) = wait_signal(&set)?;
+        if signo == libc::SIGCHLD || !should_forward(code) {
+            continue;
+        }
+        if let Ok(signal) = Signal::try_from(signo) {
+            // The child may have just exited: ESRCH is expected then.
+            let _ = kill(child, signal);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_generated_signals_are_not_forwarded() {
+        assert!(!should_forward(libc::SI_KERNEL));
+        assert!(should_forward(libc::SI_USER));
+        assert!(should_forward(libc::SI_QUEUE));
+        assert!(should_forward(libc::SI_TKILL));
+    }
+
+    #[test]
+    fn supervised_set_has_forwarded_and_sigchld() {
+        let set = supervised_set();
+        for signal in FORWARDED {
+            assert!(set.contains(signal));
+        }
+        assert!(set.contains(Signal::SIGCHLD));
+        assert!(!set.contains(Signal::SIGKILL));
+    }
+}
