@@ -1,0 +1,91 @@
+//! Streaming a root filesystem into a compressed layer blob of the layout.
+//!
+//! The pipeline is `tar -> hash (diff_id) -> compressor -> hash (digest) -> temp file`, so the
+//! uncompressed tar's digest (the config's `diff_ids`) and the blob's digest (the manifest's
+//! layer descriptor) come out of one pass, and the layer never sits in memory.
+
+use super::error::PackError;
+use super::layer_encoder::LayerEncoder;
+use super::layout_dir::{LayoutDir, StoredBlob};
+use super::rootfs_tar::{write_rootfs_tar, TarStats};
+use oci2bin_rt::oci::{Compression, Digest, Sha256Writer};
+use std::io::{BufWriter, Write};
+use std::path::Path;
+
+/// A layer written into the layout.
+#[derive(Clone, Debug)]
+pub(crate) struct LayerBlob {
+    /// The compressed blob.
+    pub blob: StoredBlob,
+    /// The digest of the uncompressed tar.
+    pub diff_id: Digest,
+    /// What the tar holds.
+    pub stats: TarStats,
+}
+
+/// Packs `rootfs` as one layer blob of `layout`.
+pub(crate) fn write_layer_blob(
+    layout: &LayoutDir,
+    rootfs: &Path,
+    compression: Compression,
+    mtime: u64,
+) -> Result<LayerBlob, PackError> {
+    let tmp = layout.temp_blob()?;
+    let tmp_path = tmp.path().to_path_buf();
+    let write_err = |e| PackError::write(&tmp_path)(e);
+
+    let blob_hasher = Sha256Writer::new(BufWriter::with_capacity(1 << 20, tmp.as_file()));
+    let encoder = LayerEncoder::new(compression, blob_hasher).map_err(write_err)?;
+    let tar_hasher = Sha256Writer::new(encoder);
+
+    let (stats, tar_hasher) = write_rootfs_tar(rootfs, tar_hasher, mtime)?;
+    let (diff_id, _tar_len, encoder) = tar_hasher.finish();
+    let blob_hasher = encoder.finish().map_err(write_err)?;
+    let (digest, size, mut buffered) = blob_hasher.finish();
+    buffered.flush().map_err(write_err)?;
+    drop(buffered);
+
+    layout.commit_blob(tmp, &digest)?;
+    Ok(LayerBlob {
+        blob: StoredBlob { digest, size },
+        diff_id,
+        stats,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+    use std::io::Read;
+
+    #[test]
+    fn digest_and_diff_id_describe_the_blob_and_its_tar() {
+        let dir = tempfile::tempdir().unwrap();
+        let rootfs = dir.path().join("rootfs");
+        fs::create_dir_all(rootfs.join("etc")).unwrap();
+        fs::write(rootfs.join("etc/hostname"), "box\n").unwrap();
+        let layout = LayoutDir::open_or_create(&dir.path().join("out")).unwrap();
+        for c in [Compression::Gzip, Compression::None] {
+            let layer = write_layer_blob(&layout, &rootfs, c, 7).unwrap();
+            let bytes = fs::read(layout.root().join(layer.blob.digest.blob_path())).unwrap();
+            assert_eq!(Digest::of(&bytes), layer.blob.digest);
+            assert_eq!(bytes.len() as u64, layer.blob.size);
+            let tar = if c == Compression::Gzip {
+                let mut tar = Vec::new();
+                flate2::read::GzDecoder::new(&bytes[..])
+                    .read_to_end(&mut tar)
+                    .unwrap();
+                tar
+            } else {
+                bytes
+            };
+            assert_eq!(Digest::of(&tar), layer.diff_id);
+            assert_eq!(
+                super::super::rootfs_tar::entry_names(&tar),
+                ["etc/", "etc/hostname"]
+            );
+            assert_eq!(layer.stats.entries, 2);
+        }
+    }
+}

@@ -1,0 +1,33 @@
+//! Harness for oci2bin's end-to-end tests.
+//!
+//! The end-to-end tests build real executables with `cargo oci2bin` and run them as an
+//! ordinary user, the way people use them: so the harness creates unprivileged users (with and
+//! without subordinate id ranges), runs commands as them with a clean environment, builds the
+//! Debian-based test images and the fixture images once per run, builds `cargo-oci2bin`, and
+//! talks to the servers in the images (redis, nginx) over loopback with `std::net` only.
+//!
+//! Tests that need root, the mmdebstrap images or minutes of time are marked
+//! `#[ignore = "e2e: ..."]`; run them with `cargo test -p oci2bin-tests -- --include-ignored`.
+#![deny(missing_docs)]
+
+pub mod cargo_bin;
+pub mod file_lock;
+pub mod images;
+pub mod net;
+pub mod oci_layout;
+pub mod paths;
+pub mod process;
+pub mod run_as;
+pub mod test_dir;
+pub mod tools;
+pub mod users;
+
+pub use cargo_bin::{build_binary, cargo_oci2bin};
+pub use images::{fixture_images, image_source, test_images};
+pub use net::{
+    free_port, http_get, postgres_query, redis_command, redis_ping, wait_for_port, HttpResponse,
+};
+pub use process::ChildGuard;
+pub use run_as::UserCommand;
+pub use test_dir::TestDir;
+pub use users::{ensure_subids, is_root, nosub_user, test_user, TestUser};
