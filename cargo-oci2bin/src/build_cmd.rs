@@ -1,11 +1,13 @@
 //! `cargo oci2bin --image SRC`: the whole build.
 
 use crate::cargo_build::{self, CargoBuild};
-use crate::cli::BuildArgs;
+use crate::cli::{BuildArgs, RegistryArgs};
 use crate::progress::Mode;
+use crate::pull_progress::PullProgress;
 use anyhow::{bail, Context, Result};
 use oci2bin_build::{Builder, CompressSpec, Event, ImageSource};
 use oci2bin_rt::oci::Platform;
+use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -24,7 +26,7 @@ pub fn home(explicit: Option<&Path>) -> Result<PathBuf> {
 }
 
 /// The host's static musl target.
-fn default_target() -> String {
+pub fn default_target() -> String {
     format!("{}-unknown-linux-musl", std::env::consts::ARCH)
 }
 
@@ -48,11 +50,38 @@ fn absolute_source(source: &ImageSource) -> Result<String> {
     })
 }
 
+/// Reads a password from standard input as `docker login --password-stdin` does: all of it,
+/// without the trailing newline.
+fn read_password(mut input: impl Read) -> Result<String> {
+    let mut password = String::new();
+    input
+        .read_to_string(&mut password)
+        .context("reading the registry password from standard input (--password-stdin)")?;
+    let password = password.trim_end_matches(['\n', '\r']).to_string();
+    if password.is_empty() {
+        bail!("--password-stdin: standard input was empty; pipe the password in, e.g. `cat token | cargo oci2bin --username USER --password-stdin ...`");
+    }
+    Ok(password)
+}
+
+/// Applies the registry options of the command line to `builder` (reading the password from
+/// standard input for --password-stdin).
+pub fn with_registry_args(mut builder: Builder, args: &RegistryArgs) -> Result<Builder> {
+    builder = builder.offline(args.offline);
+    for r in &args.insecure_registry {
+        builder = builder.insecure_registry(r);
+    }
+    if let (Some(user), true) = (&args.username, args.password_stdin) {
+        builder = builder.credentials(user, read_password(std::io::stdin().lock())?);
+    }
+    Ok(builder)
+}
+
 /// Runs the build.
 pub fn run(args: &BuildArgs) -> Result<()> {
     let mode = Mode::detect(args.quiet);
     let Some(image) = &args.image else {
-        bail!("no image given: pass --image oci:DIR[:TAG] or --image docker-archive:FILE (see --help)");
+        bail!("no image given: pass --image NAME (a registry reference), --image oci:DIR[:TAG] or --image docker-archive:FILE (see --help)");
     };
     let source = ImageSource::parse(image)?;
     let source_str = absolute_source(&source)?;
@@ -67,12 +96,20 @@ pub fn run(args: &BuildArgs) -> Result<()> {
     if let Some(p) = &args.platform {
         builder = builder.platform(Platform::parse(p)?);
     }
+    builder = with_registry_args(builder, &args.registry)?;
 
     // 1. Resolve, verify and recompress here, where progress and errors can be shown plainly.
     let mut bar = None;
     let mut layer_count = 0;
+    let mut pulls = PullProgress::new(mode);
+    if let ImageSource::Registry(r) = &source {
+        if !args.registry.offline {
+            mode.line(&format!("Pulling {r}"));
+        }
+    }
     let (resolved, layers) = builder
         .prepare(&target, &mut |ev| match ev {
+            Event::Download(d) => pulls.event(d),
             Event::Resolved { image, total_bytes } => {
                 layer_count = image.layers.len();
                 mode.line(&format!(
@@ -83,6 +120,11 @@ pub fn run(args: &BuildArgs) -> Result<()> {
                     image.layers.len(),
                     total_bytes as f64 / 1e6
                 ));
+                match (&image.index_digest, &image.manifest_digest) {
+                    (Some(i), Some(m)) => mode.line(&format!("  index {i}, manifest {m}")),
+                    (None, Some(m)) => mode.line(&format!("  manifest {m}")),
+                    _ => {}
+                }
             }
             Event::LayerStart { index, size } => {
                 bar = Some(mode.bytes_bar(size, format!("layer {}/{layer_count}", index + 1)));
@@ -107,6 +149,8 @@ pub fn run(args: &BuildArgs) -> Result<()> {
         })
         .with_context(|| format!("preparing image {image}"))?;
 
+    // The build script cannot download: it gets the image pinned to what was just resolved.
+    let pinned = builder.pinned_source(&resolved)?;
     let output = match &args.output {
         Some(o) => o.clone(),
         None => PathBuf::from(resolved.reference.file_stem()),
@@ -122,12 +166,20 @@ pub fn run(args: &BuildArgs) -> Result<()> {
     let _lock = nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusive)
         .map_err(|(_, e)| e)
         .with_context(|| format!("locking {}", lock_path.display()))?;
-    let spinner = mode.spinner(&format!("Building the executable for {target} (cargo build --release)"));
+    let spinner = mode.spinner(&format!(
+        "Building the executable for {target} (cargo build --release)"
+    ));
     let mut env = vec![
-        ("OCI2BIN_IMAGE".to_string(), source_str.clone()),
+        ("OCI2BIN_IMAGE".to_string(), pinned),
         ("OCI2BIN_COMPRESS".to_string(), compress.to_string()),
-        ("OCI2BIN_PLATFORM".to_string(), args.platform.clone().unwrap_or_default()),
-        ("OCI2BIN_BUILD_CACHE".to_string(), build_cache.display().to_string()),
+        (
+            "OCI2BIN_PLATFORM".to_string(),
+            args.platform.clone().unwrap_or_default(),
+        ),
+        (
+            "OCI2BIN_BUILD_CACHE".to_string(),
+            build_cache.display().to_string(),
+        ),
     ];
     env.sort();
     let target_dir = home.join("target");
@@ -172,4 +224,16 @@ pub fn run(args: &BuildArgs) -> Result<()> {
         compress
     ));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_from_stdin_lose_only_the_trailing_newline() {
+        assert_eq!(read_password(&b"s3cret\n"[..]).unwrap(), "s3cret");
+        assert_eq!(read_password(&b"a b \r\n"[..]).unwrap(), "a b ");
+        assert!(read_password(&b"\n"[..]).is_err());
+    }
 }

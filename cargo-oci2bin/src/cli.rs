@@ -10,7 +10,11 @@ use std::path::PathBuf;
     bin_name = "cargo oci2bin",
     version,
     args_conflicts_with_subcommands = true,
-    after_help = "Image sources: oci:DIR[:TAG] (OCI image layout), docker-archive:FILE[:NAME:TAG] (docker/podman save)."
+    after_help = "Image sources: a registry reference (nginx, ghcr.io/o/i:tag, host:5000/i@sha256:..., docker://...), \
+oci:DIR[:TAG] (OCI image layout), docker-archive:FILE[:NAME:TAG] (docker/podman save), \
+docker-daemon:NAME and podman:NAME (exported with docker/podman save).\n\
+Registry credentials come from docker's config.json (auths, credsStore, credHelpers), \
+$REGISTRY_AUTH_FILE and podman's auth.json, or --username with --password-stdin."
 )]
 pub struct Cli {
     /// Subcommand; without one, builds an executable.
@@ -26,6 +30,9 @@ pub struct Cli {
 pub enum Command {
     /// Build an executable from an image (the default).
     Build(BuildArgs),
+    /// Download an image into the build cache without building, and print it pinned by
+    /// digest (a later build, or one with --offline, uses the cached copy).
+    Pull(PullArgs),
     /// Turn a root filesystem directory into an OCI image layout (one reproducible layer).
     Pack(PackArgs),
     /// Show what an oci2bin executable holds, without running it.
@@ -41,9 +48,13 @@ pub enum Command {
 /// Options for building an executable.
 #[derive(Args, Debug, Clone)]
 pub struct BuildArgs {
-    /// The image: oci:DIR[:TAG] or docker-archive:FILE[:NAME:TAG].
+    /// The image: a registry reference (nginx, host:5000/i:t, ...@sha256:...), oci:DIR[:TAG],
+    /// docker-archive:FILE[:NAME:TAG], docker-daemon:NAME or podman:NAME.
     #[arg(long, value_name = "SOURCE")]
     pub image: Option<String>,
+    /// Registry options.
+    #[command(flatten)]
+    pub registry: RegistryArgs,
     /// Output file [default: derived from the image name, e.g. busybox_latest].
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
@@ -68,6 +79,47 @@ pub struct BuildArgs {
     /// Write a plain ELF executable, not the ELF+tar polyglot.
     #[arg(long)]
     pub no_polyglot: bool,
+}
+
+/// How to reach registries (for registry images).
+#[derive(Args, Debug, Clone, Default)]
+pub struct RegistryArgs {
+    /// Build from the cache only: pull nothing, and say what is missing.
+    #[arg(long)]
+    pub offline: bool,
+    /// Reach this registry over plain HTTP (repeatable); localhost, 127.0.0.0/8 and [::1]
+    /// always are.
+    #[arg(long = "insecure-registry", value_name = "HOST:PORT")]
+    pub insecure_registry: Vec<String>,
+    /// Registry user name (the password is read with --password-stdin).
+    #[arg(long, value_name = "USER", requires = "password_stdin")]
+    pub username: Option<String>,
+    /// Read the registry password or token from standard input.
+    #[arg(long, requires = "username")]
+    pub password_stdin: bool,
+}
+
+/// Options for `pull`.
+#[derive(Args, Debug, Clone)]
+pub struct PullArgs {
+    /// The image, as for --image of a build (a registry reference, docker-daemon:NAME, ...).
+    #[arg(value_name = "SOURCE")]
+    pub image: String,
+    /// Rust target triple whose platform to pull [default: the host's *-unknown-linux-musl].
+    #[arg(long, value_name = "TRIPLE")]
+    pub target: Option<String>,
+    /// Image platform os/arch[/variant] [default: from the target].
+    #[arg(long, value_name = "PLATFORM")]
+    pub platform: Option<String>,
+    /// Cache directory (as for a build).
+    #[arg(long, env = "OCI2BIN_HOME", value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Print nothing but errors (and the pinned reference, on stdout).
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Registry options.
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }
 
 /// Options for `pack`.

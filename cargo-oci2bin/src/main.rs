@@ -11,16 +11,18 @@ mod cli;
 mod generate;
 mod inspect;
 mod mapped;
-#[cfg(any())]
 mod pack_cmd;
 mod polyglot;
 mod progress;
+mod pull_cmd;
+mod pull_progress;
 
 fn main() {
     let cli = cli::parse();
     let result = match cli.command {
-        Some(cli::Command::Pack(_p)) => Err(anyhow::anyhow!("pack: not wired yet")),
+        Some(cli::Command::Pack(p)) => pack_cmd::run(&p),
         Some(cli::Command::Build(b)) => build_cmd::run(&b),
+        Some(cli::Command::Pull(p)) => pull_cmd::run(&p),
         Some(cli::Command::Inspect { file, json }) => inspect::run(&file, json),
         None => build_cmd::run(&cli.build),
     };

@@ -5,7 +5,8 @@ use crate::compress::CompressSpec;
 use crate::error::{BuildError, Result};
 use crate::payload::{plan, PayloadPlan};
 use crate::prepare::{prepare_layer, PreparedLayer};
-use crate::source::{ImageSource, ResolvedImage};
+use crate::source::registry::{Credentials, DownloadEvent, RegistryOptions};
+use crate::source::{daemon_save, ImageSource, ResolvedImage};
 use oci2bin_rt::oci::Platform;
 use std::path::{Path, PathBuf};
 
@@ -28,6 +29,9 @@ pub enum Event<'a> {
     },
     /// Bytes of the current layer consumed.
     Bytes(u64),
+    /// A blob is being downloaded from a registry (before [`Event::Resolved`]; several at a
+    /// time, so each event names its blob).
+    Download(DownloadEvent<'a>),
     /// The layer is done.
     LayerDone {
         /// Index from 0.
@@ -71,16 +75,20 @@ pub struct Builder {
     platform: Option<Platform>,
     compress: CompressSpec,
     cache_dir: Option<PathBuf>,
+    registry: RegistryOptions,
 }
 
 impl Builder {
-    /// Starts from an image source string (`oci:DIR[:TAG]`, `docker-archive:FILE`).
+    /// Starts from an image source string (`oci:DIR[:TAG]`, `docker-archive:FILE`, a registry
+    /// reference such as `nginx` or `host:5000/i@sha256:...`, `docker-daemon:NAME`,
+    /// `podman:NAME`).
     pub fn new(source: &str) -> Result<Self> {
         Ok(Builder {
             source: ImageSource::parse(source)?,
             platform: None,
             compress: CompressSpec::default(),
             cache_dir: None,
+            registry: RegistryOptions::default(),
         })
     }
 
@@ -131,6 +139,66 @@ impl Builder {
         self
     }
 
+    /// Builds from the build cache only: a registry image that is not fully cached fails with
+    /// a list of what is missing instead of being downloaded.
+    pub fn offline(mut self, offline: bool) -> Self {
+        self.registry.offline = offline;
+        self
+    }
+
+    /// Talks plain HTTP to this registry (`HOST:PORT`), as docker's `insecure-registries`.
+    /// Loopback registries (`localhost`, `127.0.0.1`, `[::1]`) always are.
+    pub fn insecure_registry(mut self, registry: impl Into<String>) -> Self {
+        self.registry.insecure.push(registry.into());
+        self
+    }
+
+    /// Uses these credentials for the registry instead of those stored by `docker login` or
+    /// `podman login`.
+    pub fn credentials(mut self, username: impl Into<String>, password: impl Into<String>) -> Self {
+        self.registry.credentials = Some(Credentials {
+            username: username.into(),
+            password: password.into(),
+        });
+        self
+    }
+
+    /// How many blobs download at once (default 3).
+    pub fn parallel_downloads(mut self, n: usize) -> Self {
+        self.registry.parallel = n;
+        self
+    }
+
+    fn open_cache(&self) -> Result<BuildCache> {
+        BuildCache::open(match &self.cache_dir {
+            Some(d) => d.clone(),
+            None => BuildCache::default_dir()?,
+        })
+    }
+
+    /// The source string that makes a later build (the generated crate's build script, which
+    /// cannot download) find exactly `image` in the build cache: a registry image pinned by the
+    /// digest it resolved to (`host/repo:tag@sha256:...`, index digest when there was an
+    /// index), a daemon image as the archive it was exported to, other sources unchanged.
+    pub fn pinned_source(&self, image: &ResolvedImage) -> Result<String> {
+        Ok(match &self.source {
+            ImageSource::Registry(r) => {
+                let mut pinned = r.clone();
+                pinned.digest = image
+                    .index_digest
+                    .clone()
+                    .or_else(|| image.manifest_digest.clone());
+                ImageSource::Registry(pinned).to_string()
+            }
+            ImageSource::Daemon { tool, name } => ImageSource::DockerArchive {
+                file: daemon_save::export_path(&self.open_cache()?, *tool, name),
+                reference: None,
+            }
+            .to_string(),
+            other => other.to_string(),
+        })
+    }
+
     fn platform_for(&self, target: Option<&str>) -> Result<Platform> {
         match (&self.platform, target) {
             (Some(p), _) => Ok(p.clone()),
@@ -141,6 +209,21 @@ impl Builder {
         }
     }
 
+    /// Resolves the image for `target`: pulls a registry image into the build cache (or finds
+    /// it there), exports a daemon image, reads a local one. Blobs are verified against their
+    /// digests; layers are not yet checked against their diff_ids or recompressed (see
+    /// [`Builder::prepare`]). `cargo oci2bin pull` is this alone.
+    pub fn resolve(
+        &self,
+        target: &str,
+        on_download: &mut dyn FnMut(DownloadEvent<'_>),
+    ) -> Result<ResolvedImage> {
+        let platform = self.platform_for(Some(target))?;
+        let cache = self.open_cache()?;
+        self.source
+            .resolve_in(&platform, &cache, &self.registry, on_download)
+    }
+
     /// Resolves, verifies and recompresses the image for `target` without writing a payload.
     /// `cargo oci2bin` calls this before cargo runs, to show progress and errors directly; the
     /// build script's later call then finds everything in the cache.
@@ -149,12 +232,8 @@ impl Builder {
         target: &str,
         on_event: &mut dyn FnMut(Event<'_>),
     ) -> Result<(ResolvedImage, Vec<PreparedLayer>)> {
-        let platform = self.platform_for(Some(target))?;
-        let image = self.source.resolve(&platform)?;
-        let cache = BuildCache::open(match &self.cache_dir {
-            Some(d) => d.clone(),
-            None => BuildCache::default_dir()?,
-        })?;
+        let image = self.resolve(target, &mut |d| on_event(Event::Download(d)))?;
+        let cache = self.open_cache()?;
         let total_bytes = image.layers.iter().map(|l| l.location.len).sum();
         on_event(Event::Resolved {
             image: &image,

@@ -87,6 +87,74 @@ pub enum BuildError {
         /// Why it is refused, and what is accepted.
         reason: String,
     },
+    /// A registry image (or part of one) is needed but not in the build cache, and this build
+    /// may not download it (`--offline`, or oci2bin-build without its `registry` feature).
+    #[error("{reference}: not in the build cache {}: {}; {hint}", cache.display(), missing.join(", "))]
+    NotCached {
+        /// The image reference.
+        reference: String,
+        /// What is missing ("the tag record of ...", "layer sha256:... (12 MB)").
+        missing: Vec<String>,
+        /// The build cache directory.
+        cache: PathBuf,
+        /// What to do about it.
+        hint: String,
+    },
+    /// A registry answered 401/403: the credentials are missing or were refused.
+    #[error("registry {registry} refused access to {reference} ({detail}); {credentials}. Log in with `docker login {registry}` or `podman login {registry}`, or pass --username with --password-stdin; if the repository does not exist or is private, check the name")]
+    RegistryAuth {
+        /// The registry host, as in the reference.
+        registry: String,
+        /// The image reference.
+        reference: String,
+        /// The registry's answer.
+        detail: String,
+        /// Which credentials were sent, or every place that was searched for them.
+        credentials: String,
+    },
+    /// The registry does not have the repository, tag or manifest.
+    #[error("registry {registry} has no {reference} ({detail}); check the repository name and tag (`skopeo list-tags docker://{registry}/REPOSITORY` lists the tags)")]
+    RegistryNotFound {
+        /// The registry host.
+        registry: String,
+        /// The image reference.
+        reference: String,
+        /// The registry's answer.
+        detail: String,
+    },
+    /// A registry request failed for another reason (after retries, when it was transient).
+    #[error("{action} {reference} from registry {registry} failed: {source}")]
+    Registry {
+        /// What was being done ("fetching manifest sha256:... of", "downloading layer ... of").
+        action: String,
+        /// The registry host.
+        registry: String,
+        /// The image reference.
+        reference: String,
+        /// The client's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// Reading credentials failed (a credential helper failed or a file is unreadable).
+    #[error("looking up credentials for registry {registry} with {place}: {detail}")]
+    Credentials {
+        /// The registry host.
+        registry: String,
+        /// The file or helper program consulted.
+        place: String,
+        /// What went wrong and what to do.
+        detail: String,
+    },
+    /// Exporting an image from a local docker or podman failed.
+    #[error("exporting {name:?} with `{command}` failed: {detail}")]
+    Export {
+        /// The image name given to the tool.
+        name: String,
+        /// The command line run, or the tool looked for.
+        command: String,
+        /// Why, and what to do instead.
+        detail: String,
+    },
     /// The image uses something oci2bin does not support.
     #[error("{0}")]
     Unsupported(String),

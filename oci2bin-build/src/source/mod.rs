@@ -1,15 +1,20 @@
 //! Where images come from, named the way skopeo names transports.
 //!
 //! `oci:DIR[:TAG]` is an OCI image layout (skopeo, umoci, buildah, `cargo oci2bin pack`);
-//! `docker-archive:FILE[:NAME:TAG]` is what `docker save` and `podman save` write. Every source
-//! resolves to one [`ResolvedImage`]: the manifest for the wanted platform, its verified config,
-//! and where each layer's bytes are, so the rest of the build does not care where they came
-//! from.
+//! `docker-archive:FILE[:NAME:TAG]` is what `docker save` and `podman save` write;
+//! `docker-daemon:NAME` and `podman:NAME` are exported that way first ([`daemon_save`]);
+//! anything else is a registry reference (`nginx`, `docker://host:5000/i:t`), pulled into the
+//! build cache ([`registry`]). Every source resolves to one [`ResolvedImage`]: the manifest for
+//! the wanted platform, its verified config, and where each layer's bytes are, so the rest of
+//! the build does not care where they came from.
 
+pub mod daemon_save;
 pub mod docker_archive;
 pub mod oci_layout;
+pub mod registry;
 pub mod select;
 
+use crate::cache::BuildCache;
 use crate::error::{BuildError, Result};
 use oci2bin_rt::oci::spec::ImageConfiguration;
 use oci2bin_rt::oci::{Compression, Digest, Platform, Reference};
@@ -36,6 +41,13 @@ pub enum ImageSource {
     },
     /// A registry reference (`nginx`, `docker://host:5000/i:t`).
     Registry(Reference),
+    /// `docker-daemon:NAME` or `podman:NAME`: exported with `docker save` / `podman save`.
+    Daemon {
+        /// Which program holds the image.
+        tool: daemon_save::Tool,
+        /// The image name or id, as that program takes it.
+        name: String,
+    },
 }
 
 impl ImageSource {
@@ -81,13 +93,21 @@ impl ImageSource {
                 reference,
             });
         }
-        for transport in [
-            "docker-daemon:",
-            "podman:",
-            "containers-storage:",
-            "dir:",
-            "oci-archive:",
-        ] {
+        for tool in [daemon_save::Tool::Docker, daemon_save::Tool::Podman] {
+            if let Some(name) = input.strip_prefix(tool.transport()) {
+                if name.is_empty() {
+                    return Err(BuildError::BadSource {
+                        input: input.into(),
+                        reason: format!("needs an image name: {}NAME[:TAG]", tool.transport()),
+                    });
+                }
+                return Ok(ImageSource::Daemon {
+                    tool,
+                    name: name.into(),
+                });
+            }
+        }
+        for transport in ["containers-storage:", "dir:", "oci-archive:"] {
             if input.starts_with(transport) {
                 return Err(BuildError::BadSource {
                     input: input.into(),
@@ -100,7 +120,8 @@ impl ImageSource {
         Ok(ImageSource::Registry(Reference::parse(input)?))
     }
 
-    /// Resolves the source to the image for `platform`.
+    /// Resolves the source to the image for `platform`. Registry and daemon sources use the
+    /// default build cache and registry options; see [`ImageSource::resolve_in`].
     pub fn resolve(&self, platform: &Platform) -> Result<ResolvedImage> {
         match self {
             ImageSource::OciLayout { dir, tag } => {
@@ -109,10 +130,39 @@ impl ImageSource {
             ImageSource::DockerArchive { file, reference } => {
                 docker_archive::resolve(file, reference.as_deref(), platform, &self.to_string())
             }
-            ImageSource::Registry(r) => Err(BuildError::Unsupported(format!(
-                "pulling {r} from a registry is not supported by this build of oci2bin yet; \
-                 copy it to a layout first (`skopeo copy docker://{r} oci:DIR:TAG`) and use --image oci:DIR:TAG"
-            ))),
+            ImageSource::Registry(_) | ImageSource::Daemon { .. } => {
+                let cache = BuildCache::open(BuildCache::default_dir()?)?;
+                self.resolve_in(
+                    platform,
+                    &cache,
+                    &registry::RegistryOptions::default(),
+                    &mut |_| {},
+                )
+            }
+        }
+    }
+
+    /// Resolves the source for `platform`, pulling registry images into `cache` (or finding
+    /// them there) and exporting daemon images into it; `on_download` hears about downloads.
+    pub fn resolve_in(
+        &self,
+        platform: &Platform,
+        cache: &BuildCache,
+        options: &registry::RegistryOptions,
+        on_download: &mut dyn FnMut(registry::DownloadEvent<'_>),
+    ) -> Result<ResolvedImage> {
+        let desc = self.to_string();
+        match self {
+            ImageSource::Registry(r) => {
+                registry::resolve(r, platform, options, cache, &desc, on_download)
+            }
+            ImageSource::Daemon { tool, name } => {
+                let archive = daemon_save::export(*tool, name, cache)?;
+                docker_archive::resolve(&archive, None, platform, &desc)
+            }
+            ImageSource::OciLayout { .. } | ImageSource::DockerArchive { .. } => {
+                self.resolve(platform)
+            }
         }
     }
 }
@@ -135,6 +185,7 @@ impl std::fmt::Display for ImageSource {
                 Ok(())
             }
             ImageSource::Registry(r) => write!(f, "{r}"),
+            ImageSource::Daemon { tool, name } => write!(f, "{}{name}", tool.transport()),
         }
     }
 }
@@ -321,6 +372,18 @@ mod tests {
             ImageSource::Registry(_)
         ));
         assert!(ImageSource::parse("oci:").is_err());
-        assert!(ImageSource::parse("docker-daemon:x").is_err());
+        assert_eq!(
+            ImageSource::parse("docker-daemon:nginx:1").unwrap(),
+            ImageSource::Daemon {
+                tool: daemon_save::Tool::Docker,
+                name: "nginx:1".into()
+            }
+        );
+        assert_eq!(
+            ImageSource::parse("podman:x").unwrap().to_string(),
+            "podman:x"
+        );
+        assert!(ImageSource::parse("docker-daemon:").is_err());
+        assert!(ImageSource::parse("containers-storage:x").is_err());
     }
 }
