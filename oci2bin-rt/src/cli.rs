@@ -1,9 +1,10 @@
 //! The command line of a generated executable: `./IMAGE_BINARY [OPTIONS] [--] [ARGS...]`.
 //!
 //! The options are the `docker run` ones that make sense for one image. The first argument
-//! that is not an option starts `ARGS`, and everything from there on goes to the container
+//! that is not one of them starts `ARGS`, and everything from there on goes to the container
 //! verbatim, so `./busybox_latest ls -la` passes `-la` to `ls`, as `docker run busybox ls
-//! -la` does. `--help` and `--version` describe the embedded image.
+//! -la` does, and `./redis_latest --port 6380` passes `--port 6380` to redis, as `docker run
+//! redis --port 6380` does. `--help` and `--version` describe the embedded image.
 
 use crate::payload::Payload;
 use crate::process::ProcessOverrides;
@@ -164,6 +165,81 @@ pub enum Invocation {
     Print(String),
 }
 
+/// Options that take a value, in their separate-argument spellings.
+const VALUE_OPTIONS: &[&str] = &[
+    "--entrypoint",
+    "-e",
+    "--env",
+    "--env-file",
+    "-w",
+    "--workdir",
+    "-u",
+    "--user",
+];
+/// Options without a value.
+const FLAG_OPTIONS: &[&str] = &["--debug", "--version", "-h", "--help"];
+
+/// Whether `arg` is one of our options (and so does not start the container's arguments).
+fn is_ours(arg: &str) -> bool {
+    if FLAG_OPTIONS.contains(&arg) || VALUE_OPTIONS.contains(&arg) {
+        return true;
+    }
+    // --env=X, --workdir=X, ... and the attached short forms -eA=1, -w/dir, -u1000.
+    VALUE_OPTIONS.iter().any(|o| {
+        if o.starts_with("--") {
+            arg.strip_prefix(o).is_some_and(|rest| rest.starts_with('='))
+        } else {
+            arg.len() > 2 && arg.starts_with(o)
+        }
+    })
+}
+
+/// Splits the arguments where the container's start: at `--`, at the first non-option, or
+/// at the first option that is not ours, and puts a `--` there for clap.
+fn split_container_args(args: Vec<OsString>) -> Vec<OsString> {
+    let mut out = Vec::with_capacity(args.len() + 1);
+    let mut it = args.into_iter();
+    if let Some(program) = it.next() {
+        out.push(program);
+    }
+    while let Some(arg) = it.next() {
+        let text = arg.to_str().unwrap_or("");
+        if text == "--" {
+            out.push(arg);
+            break;
+        }
+        if !is_ours(text) {
+            out.push("--".into());
+            out.push(arg);
+            break;
+        }
+        if VALUE_OPTIONS.contains(&text) {
+            // Hand clap `--long=VALUE`, so a value that starts with `-` stays a value.
+            let long = match text {
+                "-e" => "--env",
+                "-w" => "--workdir",
+                "-u" => "--user",
+                other => other,
+            };
+            match it.next() {
+                Some(v) => {
+                    let mut joined = OsString::from(format!("{long}="));
+                    joined.push(v);
+                    out.push(joined);
+                }
+                None => {
+                    out.push(arg);
+                    break;
+                }
+            }
+        } else {
+            out.push(arg);
+        }
+    }
+    out.extend(it);
+    out
+}
+
 /// Parses the command line (`args[0]` is the executable).
 ///
 /// A usage error is returned as clap's error, whose text starts with `error:`.
@@ -173,6 +249,7 @@ pub fn parse(
     args: impl IntoIterator<Item = OsString>,
 ) -> Result<Invocation, clap::Error> {
     let mut cmd = command(program, image);
+    let args = split_container_args(args.into_iter().collect());
     let matches = match cmd.try_get_matches_from_mut(args) {
         Ok(m) => m,
         Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelp => {
@@ -285,10 +362,21 @@ mod tests {
     }
 
     #[test]
-    fn unknown_options_before_the_command_are_errors() {
-        let args = os(&["busybox_latest", "--bogus", "ls"]);
-        let err = parse("busybox_latest", &image(), args).unwrap_err();
-        assert!(err.to_string().contains("--bogus"), "{err}");
+    fn options_that_are_not_ours_go_to_the_container() {
+        let cli = run(&["--port", "6380"]);
+        assert_eq!(cli.args, os(&["--port", "6380"]));
+        let cli = run(&["--debug", "-eA=1", "--user=redis", "--appendonly", "yes", "--debug"]);
+        assert!(cli.debug);
+        assert_eq!(cli.env, os(&["A=1"]));
+        assert_eq!(cli.user.as_deref(), Some("redis"));
+        assert_eq!(cli.args, os(&["--appendonly", "yes", "--debug"]));
+        // A value that looks like an option stays a value.
+        let cli = run(&["-e", "--x", "ls"]);
+        assert_eq!(cli.env, os(&["--x"]));
+        assert_eq!(cli.args, os(&["ls"]));
+        // A missing value is still clap's error.
+        let args = os(&["busybox_latest", "--workdir"]);
+        assert!(parse("busybox_latest", &image(), args).is_err());
     }
 
     #[test]
