@@ -159,13 +159,10 @@ pub fn run(args: &BuildArgs) -> Result<()> {
     // 2. Generate and build the crate.
     cargo_build::check_toolchain(&target)?;
     let sources = crate::bundle::unpack(&home)?;
-    let manifest = crate::generate::generate(&home, &sources)?;
-    let lock_path = manifest.with_file_name(".oci2bin.lock");
-    let lock_file = std::fs::File::create(&lock_path)
-        .with_context(|| format!("creating {}", lock_path.display()))?;
-    let _lock = nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusive)
-        .map_err(|(_, e)| e)
-        .with_context(|| format!("locking {}", lock_path.display()))?;
+    // One build at a time per generated crate: its manifest (the decoder feature) and the
+    // binary copied out below belong to this build.
+    let _lock = crate::generate::lock(&home)?;
+    let manifest = crate::generate::generate(&home, &sources, compress.codec)?;
     let spinner = mode.spinner(&format!(
         "Building the executable for {target} (cargo build --release)"
     ));

@@ -27,7 +27,6 @@ pub mod payload;
 pub mod cache;
 #[cfg(feature = "runtime")]
 pub mod cli;
-#[cfg(feature = "decode")]
 pub mod decompress;
 #[cfg(feature = "runtime")]
 pub mod layer;
