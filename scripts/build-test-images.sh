@@ -10,7 +10,8 @@
 #   postgres-user  the same root filesystem with User postgres
 # and OUTDIR/busybox.docker-archive.tar (skopeo copy of the busybox layout).
 #
-# Usage: scripts/build-test-images.sh OUTDIR            (as root: mmdebstrap, chroot)
+# Usage: scripts/build-test-images.sh OUTDIR [NAME...]   (as root: mmdebstrap, chroot)
+#        (no NAME: all of them; postgres also makes postgres-user)
 # Environment:
 #   CARGO_OCI2BIN      the cargo-oci2bin binary (default: cargo-oci2bin on PATH)
 #   OCI2BIN_DEB_CACHE  where downloaded .debs are kept between runs
@@ -26,10 +27,10 @@
 set -euo pipefail
 
 usage() {
-    echo "usage: $0 OUTDIR" >&2
+    echo "usage: $0 OUTDIR [busybox|redis|nginx|postgres|docker-archive]..." >&2
     exit 2
 }
-[ "$#" -eq 1 ] || usage
+[ "$#" -ge 1 ] || usage
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 FILES="$SCRIPT_DIR/test-images"
@@ -243,13 +244,20 @@ main() {
     mkdir -p "$WORK"
     # Layouts are read by unprivileged test users.
     chmod 755 "$OUTDIR"
-    build_busybox
-    build_redis
-    build_nginx
-    build_postgres
-    build_docker_archive
+    local images=("$@")
+    [ "${#images[@]}" -gt 0 ] || images=(busybox redis nginx postgres docker-archive)
+    for image in "${images[@]}"; do
+        case "$image" in
+        busybox) build_busybox ;;
+        redis) build_redis ;;
+        nginx) build_nginx ;;
+        postgres) build_postgres ;;
+        docker-archive) build_busybox && build_docker_archive ;;
+        *) usage ;;
+        esac
+    done
     rm -rf "$WORK"
-    log "all images are in $OUTDIR"
+    log "images are in $OUTDIR"
 }
 
-main
+main "${@:2}"
