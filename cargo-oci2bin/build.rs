@@ -29,7 +29,9 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
 /// Replaces `x.workspace = true` with the workspace's value for `x`.
 fn resolve_manifest(member: &str, text: &str, ws: &DocumentMut) -> String {
     let mut doc: DocumentMut = text.parse().expect("member Cargo.toml parses");
-    let ws_pkg = ws["workspace"]["package"].as_table().expect("[workspace.package]");
+    let ws_pkg = ws["workspace"]["package"]
+        .as_table()
+        .expect("[workspace.package]");
     let ws_deps = ws["workspace"]["dependencies"]
         .as_table()
         .expect("[workspace.dependencies]");
@@ -112,15 +114,24 @@ fn main() {
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR"));
     let ws_text = std::fs::read_to_string(root.join("Cargo.toml")).expect("root Cargo.toml");
     let ws: DocumentMut = ws_text.parse().expect("root Cargo.toml parses");
-    println!("cargo:rerun-if-changed={}", root.join("Cargo.toml").display());
-    println!("cargo:rerun-if-changed={}", root.join("Cargo.lock").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        root.join("Cargo.toml").display()
+    );
+    println!(
+        "cargo:rerun-if-changed={}",
+        root.join("Cargo.lock").display()
+    );
 
     // bundle path -> file on disk
     let mut files: BTreeMap<String, PathBuf> = BTreeMap::new();
     for member in ["oci2bin-rt", "oci2bin-build"] {
         let dir = root.join(member);
         println!("cargo:rerun-if-changed={}", dir.join("src").display());
-        println!("cargo:rerun-if-changed={}", dir.join("Cargo.toml").display());
+        println!(
+            "cargo:rerun-if-changed={}",
+            dir.join("Cargo.toml").display()
+        );
         let mut srcs = Vec::new();
         walk(&dir.join("src"), &mut srcs);
         for p in srcs {
@@ -153,7 +164,12 @@ fn main() {
             hash ^= b as u64;
             hash = hash.wrapping_mul(0x100000001b3);
         }
-        writeln!(code, "    ({rel:?}, include_bytes!({:?})),", path.display().to_string()).unwrap();
+        writeln!(
+            code,
+            "    ({rel:?}, include_bytes!({:?})),",
+            path.display().to_string()
+        )
+        .unwrap();
     }
     code.push_str("];\n");
     writeln!(code, "/// FNV-1a hash of the bundle, to key where it is unpacked.\npub const HASH: &str = \"{hash:016x}\";").unwrap();

@@ -51,6 +51,8 @@ pub fn unpack(cache: &Path) -> Result<PathBuf> {
             let _ = std::fs::remove_dir_all(&tmp);
             Ok(dest)
         }
-        Err(e) => Err(e).with_context(|| format!("renaming {} to {}", tmp.display(), dest.display())),
+        Err(e) => {
+            Err(e).with_context(|| format!("renaming {} to {}", tmp.display(), dest.display()))
+        }
     }
 }

@@ -34,7 +34,10 @@ fn cross_env(target: &str) -> Vec<(String, String)> {
             env.push((linker_var, "rust-lld".into()));
         }
         let gnu = format!("{arch}-linux-gnu");
-        for (tool, var) in [("gcc", format!("CC_{upper}")), ("ar", format!("AR_{upper}"))] {
+        for (tool, var) in [
+            ("gcc", format!("CC_{upper}")),
+            ("ar", format!("AR_{upper}")),
+        ] {
             if std::env::var_os(&var).is_none() {
                 env.push((var, format!("{gnu}-{tool}")));
             }
@@ -58,7 +61,10 @@ pub fn check_toolchain(target: &str) -> Result<()> {
     if !out.status.success() {
         bail!("cargo --version failed");
     }
-    if let Ok(o) = Command::new("rustup").args(["target", "list", "--installed"]).output() {
+    if let Ok(o) = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+    {
         let installed = String::from_utf8_lossy(&o.stdout);
         if o.status.success() && !installed.lines().any(|l| l.trim() == target) {
             bail!("the Rust target {target} is not installed: run `rustup target add {target}`");
@@ -107,7 +113,12 @@ pub fn build(b: &CargoBuild<'_>) -> Result<PathBuf> {
         cmd.env(k, v);
     }
     // Settings from an outer cargo invocation must not leak into this one.
-    for var in ["CARGO_TARGET_DIR", "CARGO_BUILD_TARGET", "RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS"] {
+    for var in [
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_TARGET",
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+    ] {
         cmd.env_remove(var);
     }
     let status;
@@ -126,7 +137,13 @@ pub fn build(b: &CargoBuild<'_>) -> Result<PathBuf> {
         }
     }
     if !status.success() {
-        bail!("cargo build of the generated crate {} failed (its output is above)", b.manifest.display());
+        bail!(
+            "cargo build of the generated crate {} failed (its output is above)",
+            b.manifest.display()
+        );
     }
-    Ok(b.target_dir.join(b.target).join("release").join("oci2bin-image"))
+    Ok(b.target_dir
+        .join(b.target)
+        .join("release")
+        .join("oci2bin-image"))
 }

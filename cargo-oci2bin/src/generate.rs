@@ -18,7 +18,8 @@ pub fn lock(cache: &Path) -> Result<nix::fcntl::Flock<std::fs::File>> {
     let dir = work_dir(cache);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let path = dir.join(".oci2bin.lock");
-    let file = std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+    let file =
+        std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
     nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
         .map_err(|(_, e)| e)
         .with_context(|| format!("locking {}", path.display()))
@@ -29,7 +30,8 @@ pub fn lock(cache: &Path) -> Result<nix::fcntl::Flock<std::fs::File>> {
 /// `codec` is compiled into the runtime.
 pub fn generate(cache: &Path, sources: &Path, codec: Compression) -> Result<PathBuf> {
     let dir = work_dir(cache);
-    std::fs::create_dir_all(dir.join("src")).with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::create_dir_all(dir.join("src"))
+        .with_context(|| format!("creating {}", dir.display()))?;
     let rt_codec = match codec {
         Compression::None => String::new(),
         c => format!("{:?}", c.name()),
@@ -38,11 +40,27 @@ pub fn generate(cache: &Path, sources: &Path, codec: Compression) -> Result<Path
         crate::bundle::file("template/Cargo.toml").context("bundle lacks template/Cargo.toml")?,
     )?
     .replace("@VERSION@", env!("CARGO_PKG_VERSION"))
-    .replace("@RT_PATH@", &sources.join("oci2bin-rt").display().to_string())
-    .replace(", @RT_CODEC@", &if rt_codec.is_empty() { String::new() } else { format!(", {rt_codec}") })
-    .replace("@BUILD_PATH@", &sources.join("oci2bin-build").display().to_string());
+    .replace(
+        "@RT_PATH@",
+        &sources.join("oci2bin-rt").display().to_string(),
+    )
+    .replace(
+        ", @RT_CODEC@",
+        &if rt_codec.is_empty() {
+            String::new()
+        } else {
+            format!(", {rt_codec}")
+        },
+    )
+    .replace(
+        "@BUILD_PATH@",
+        &sources.join("oci2bin-build").display().to_string(),
+    );
     write_if_changed(&dir.join("Cargo.toml"), manifest.as_bytes())?;
-    for (from, to) in [("template/build.rs", "build.rs"), ("template/src/main.rs", "src/main.rs")] {
+    for (from, to) in [
+        ("template/build.rs", "build.rs"),
+        ("template/src/main.rs", "src/main.rs"),
+    ] {
         let bytes = crate::bundle::file(from).with_context(|| format!("bundle lacks {from}"))?;
         write_if_changed(&dir.join(to), bytes)?;
     }

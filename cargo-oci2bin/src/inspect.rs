@@ -4,7 +4,7 @@
 //! section and parses the payload there with the runtime's own reader.
 
 use crate::mapped::Mapped;
-use crate::polyglot::{elf_layout, verify, PolyglotCheck};
+use crate::polyglot::{elf_layout, is_polyglot, verify, PolyglotCheck};
 use anyhow::{Context, Result};
 use oci2bin_rt::payload::Payload;
 use serde::Serialize;
@@ -53,15 +53,32 @@ struct Report {
 fn report(path: &Path) -> Result<Report> {
     let data = Mapped::open(path)?;
     if !data.starts_with(b"\x7fELF") {
-        anyhow::bail!("{} is not an oci2bin executable: it is not an ELF file", path.display());
+        anyhow::bail!(
+            "{} is not an oci2bin executable: it is not an ELF file",
+            path.display()
+        );
     }
-    let layout = elf_layout(&data)
-        .with_context(|| format!("{} is not an oci2bin executable", path.display()))?;
+    let layout = elf_layout(&data).with_context(|| {
+        if is_polyglot(&data) {
+            // Only oci2bin writes an ELF header inside a tar header.
+            format!(
+                "{} starts like an oci2bin executable but cannot be read: it is truncated or damaged",
+                path.display()
+            )
+        } else {
+            format!("{} is not an oci2bin executable", path.display())
+        }
+    })?;
     let start = layout.payload_offset as usize;
     let end = start
         .checked_add(layout.payload_len as usize)
         .filter(|e| *e <= data.len())
-        .with_context(|| format!("{} is truncated: its payload runs past the end of the file", path.display()))?;
+        .with_context(|| {
+            format!(
+                "{} is truncated: its payload runs past the end of the file",
+                path.display()
+            )
+        })?;
     let payload = Payload::parse(&data[start..end])
         .with_context(|| format!("reading the payload of {}", path.display()))?;
     let polyglot = verify(&data)?;
@@ -112,8 +129,15 @@ pub fn run(file: &Path, json: bool) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&r)?);
         return Ok(());
     }
-    let opt = |v: &Option<Vec<String>>| v.as_ref().map(|v| format!("{v:?}")).unwrap_or_else(|| "-".into());
-    println!("File:          {} ({} bytes, {})", r.file, r.file_size, r.arch);
+    let opt = |v: &Option<Vec<String>>| {
+        v.as_ref()
+            .map(|v| format!("{v:?}"))
+            .unwrap_or_else(|| "-".into())
+    };
+    println!(
+        "File:          {} ({} bytes, {})",
+        r.file, r.file_size, r.arch
+    );
     println!("Image:         {}", r.reference);
     println!("Source:        {}", r.source);
     println!("Platform:      {}", r.platform);
@@ -133,17 +157,30 @@ pub fn run(file: &Path, json: bool) -> Result<()> {
     );
     println!(
         "Polyglot:      {}",
-        if r.polyglot_valid { "valid (docker load / podman load / tar accept it)".to_string() } else { format!("no ({:?})", r.polyglot) }
+        if r.polyglot_valid {
+            "valid (docker load / podman load / tar accept it)".to_string()
+        } else {
+            format!("no ({:?})", r.polyglot)
+        }
     );
     println!("Entrypoint:    {}", opt(&r.config.entrypoint));
     println!("Cmd:           {}", opt(&r.config.cmd));
     println!("Env:           {}", opt(&r.config.env));
-    println!("WorkingDir:    {}", r.config.working_dir.as_deref().unwrap_or("-"));
+    println!(
+        "WorkingDir:    {}",
+        r.config.working_dir.as_deref().unwrap_or("-")
+    );
     println!("User:          {}", r.config.user.as_deref().unwrap_or("-"));
     println!("ExposedPorts:  {}", opt(&r.config.exposed_ports));
     println!("Layers:");
     for (i, l) in r.layers.iter().enumerate() {
-        println!("  {:>2}. {} {:>12} bytes  {}", i + 1, l.digest, l.size, l.media_type);
+        println!(
+            "  {:>2}. {} {:>12} bytes  {}",
+            i + 1,
+            l.digest,
+            l.size,
+            l.media_type
+        );
     }
     Ok(())
 }

@@ -16,15 +16,28 @@ pub struct Mapped {
 impl Mapped {
     /// Maps `path`; an empty file maps to an empty slice.
     pub fn open(path: &Path) -> Result<Self> {
-        let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        let file =
+            std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
         let len = file.metadata()?.len() as usize;
         let Some(nz) = NonZeroUsize::new(len) else {
-            return Ok(Mapped { ptr: NonNull::dangling(), len: 0 });
+            return Ok(Mapped {
+                ptr: NonNull::dangling(),
+                len: 0,
+            });
         };
         // SAFETY: a private read-only mapping of a file we opened; the slice handed out is
         // bounded by its length. A concurrent truncation would be a SIGBUS, as with any mmap.
-        let ptr = unsafe { mmap(None, nz, ProtFlags::PROT_READ, MapFlags::MAP_PRIVATE, &file, 0) }
-            .with_context(|| format!("mapping {}", path.display()))?;
+        let ptr = unsafe {
+            mmap(
+                None,
+                nz,
+                ProtFlags::PROT_READ,
+                MapFlags::MAP_PRIVATE,
+                &file,
+                0,
+            )
+        }
+        .with_context(|| format!("mapping {}", path.display()))?;
         Ok(Mapped { ptr, len })
     }
 }

@@ -10,7 +10,10 @@ pub fn run(args: &PackArgs) -> Result<()> {
     let epoch = std::env::var("SOURCE_DATE_EPOCH")
         .ok()
         .filter(|v| !v.is_empty())
-        .map(|v| v.parse::<u64>().context("SOURCE_DATE_EPOCH is not a number of seconds"))
+        .map(|v| {
+            v.parse::<u64>()
+                .context("SOURCE_DATE_EPOCH is not a number of seconds")
+        })
         .transpose()?
         .unwrap_or(0);
     let opts = PackOptions {

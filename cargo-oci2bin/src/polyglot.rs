@@ -10,10 +10,10 @@
 //! tar reader sees entry 1, then the payload's entries, then end-of-archive. The runtime finds
 //! its payload through a linked symbol, so nothing in memory depends on these offsets.
 
+use crate::mapped::Mapped;
 use anyhow::{bail, ensure, Context, Result};
 use object::read::elf::{FileHeader, ProgramHeader, SectionHeader};
 use object::{elf, Endianness};
-use crate::mapped::Mapped;
 use std::io::Write;
 use std::path::Path;
 
@@ -93,7 +93,13 @@ fn checksum(block: &[u8; 512]) -> u64 {
     block
         .iter()
         .enumerate()
-        .map(|(i, b)| if (148..156).contains(&i) { b' ' as u64 } else { *b as u64 })
+        .map(|(i, b)| {
+            if (148..156).contains(&i) {
+                b' ' as u64
+            } else {
+                *b as u64
+            }
+        })
         .sum()
 }
 
@@ -117,7 +123,11 @@ fn tar_header(elf_header: &[u8], size: u64) -> [u8; 512] {
 }
 
 fn put_u64(buf: &mut [u8], at: usize, v: u64, little: bool) {
-    let b = if little { v.to_le_bytes() } else { v.to_be_bytes() };
+    let b = if little {
+        v.to_le_bytes()
+    } else {
+        v.to_be_bytes()
+    };
     buf[at..at + 8].copy_from_slice(&b);
 }
 
@@ -135,7 +145,11 @@ fn get_u64(buf: &[u8], at: usize, little: bool) -> u64 {
 pub fn make_polyglot(input: &Path, output: &Path) -> Result<ElfLayout> {
     use std::os::unix::fs::FileExt;
     let data = Mapped::open(input)?;
-    ensure!(!is_polyglot(&data), "{} is already an oci2bin polyglot", input.display());
+    ensure!(
+        !is_polyglot(&data),
+        "{} is already an oci2bin polyglot",
+        input.display()
+    );
     let layout = elf_layout(&data).with_context(|| format!("parsing {}", input.display()))?;
     ensure!(
         layout.aligned,
@@ -171,7 +185,8 @@ pub fn make_polyglot(input: &Path, output: &Path) -> Result<ElfLayout> {
         std::fs::File::create(output).with_context(|| format!("creating {}", output.display()))?;
     let werr = || format!("writing {}", output.display());
     out.write_all(&header).with_context(werr)?;
-    out.write_all(&vec![0u8; (shift - 512) as usize]).with_context(werr)?;
+    out.write_all(&vec![0u8; (shift - 512) as usize])
+        .with_context(werr)?;
     out.write_all(&data).with_context(werr)?;
     for (at, value) in patches {
         let mut b = [0u8; 8];
@@ -213,7 +228,10 @@ pub struct PolyglotCheck {
 impl PolyglotCheck {
     /// All checks pass.
     pub fn valid(&self) -> bool {
-        self.tar_header && self.checksum_ok && self.first_entry_reaches_payload && self.load_segments_aligned
+        self.tar_header
+            && self.checksum_ok
+            && self.first_entry_reaches_payload
+            && self.load_segments_aligned
     }
 }
 

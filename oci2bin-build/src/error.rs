@@ -197,7 +197,64 @@ impl BuildError {
         let what = what.into();
         move |source| BuildError::BadDigest { what, source }
     }
+
+    /// Like [`BuildError::json`] for an index or manifest whose text is `bytes`: the OCI types
+    /// refuse a malformed descriptor digest while deserializing, with a message that does not
+    /// say it is a digest, so a document that fails to parse is searched for one and that is
+    /// reported as [`BuildError::BadDigest`].
+    pub fn json_doc<'a>(
+        what: impl Into<String>,
+        bytes: &'a [u8],
+    ) -> impl FnOnce(serde_json::Error) -> Self + 'a {
+        let what = what.into();
+        move |source| match serde_json::from_slice(bytes)
+            .ok()
+            .and_then(|v| first_bad_digest(&v))
+        {
+            Some(bad) => BuildError::BadDigest {
+                what: format!("a descriptor digest in {what}"),
+                source: bad,
+            },
+            None => BuildError::Json { what, source },
+        }
+    }
+}
+
+/// The first `"digest"` string in a JSON document that is not a valid digest.
+fn first_bad_digest(v: &serde_json::Value) -> Option<DigestError> {
+    match v {
+        serde_json::Value::Object(m) => m.iter().find_map(|(k, v)| match (k.as_str(), v) {
+            ("digest", serde_json::Value::String(s)) => Digest::parse(s).err(),
+            _ => first_bad_digest(v),
+        }),
+        serde_json::Value::Array(a) => a.iter().find_map(first_bad_digest),
+        _ => None,
+    }
 }
 
 /// Result alias for the build side.
 pub type Result<T, E = BuildError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn malformed_descriptor_digests_are_named_as_digests() {
+        let doc = br#"{"layers": [{"digest": "sha256:../../etc/passwd", "size": 1}]}"#;
+        let parse_err = serde_json::from_slice::<u32>(doc).unwrap_err();
+        let err = BuildError::json_doc("manifest M", doc)(parse_err).to_string();
+        assert!(
+            err.contains("invalid digest")
+                && err.contains("../../etc/passwd")
+                && err.contains("manifest M"),
+            "{err}"
+        );
+        let ok = br#"{"layers": [{"digest": "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"}]}"#;
+        let parse_err = serde_json::from_slice::<u32>(ok).unwrap_err();
+        assert!(matches!(
+            BuildError::json_doc("manifest M", ok)(parse_err),
+            BuildError::Json { .. }
+        ));
+    }
+}

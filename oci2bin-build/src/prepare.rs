@@ -100,20 +100,33 @@ pub fn prepare_layer(
     let write_err = |e| BuildError::io("writing", tmp.path())(e);
     let out = Sha256Writer::new(BufWriter::with_capacity(1 << 20, tmp.as_file()));
     let mut uncompressed = Sha256Writer::new(spec.encoder(out).map_err(write_err)?);
-    {
+    let copied = {
         let mut dec = decoder(compression, &mut buffered)
             .map_err(|e| BuildError::Unsupported(format!("cannot decode {what}: {e}")))?;
-        io::copy(&mut dec, &mut uncompressed).map_err(|e| {
-            if e.kind() == io::ErrorKind::WriteZero || e.raw_os_error().is_some() {
-                BuildError::io("recompressing into", tmp.path())(e)
-            } else {
-                BuildError::Mismatch {
-                    what: format!("{what}: {compression} stream"),
-                    expected: "a valid compressed tar".into(),
-                    actual: format!("a decoding error ({e})"),
-                }
-            }
-        })?;
+        io::copy(&mut dec, &mut uncompressed)
+    };
+    if let Err(e) = copied {
+        if e.kind() == io::ErrorKind::WriteZero || e.raw_os_error().is_some() {
+            return Err(BuildError::io("recompressing into", tmp.path())(e));
+        }
+        // A blob that does not decode is most often one whose bytes were changed: hash the
+        // rest of it and report the digest mismatch, the real problem, when there is one.
+        let (in_digest, _) = buffered
+            .into_inner()
+            .finish()
+            .map_err(BuildError::io("reading", &layer.location.path))?;
+        if let Some(want) = layer.digest.as_ref().filter(|want| **want != in_digest) {
+            return Err(BuildError::Mismatch {
+                what: format!("{what} (blob content)"),
+                expected: want.to_string(),
+                actual: in_digest.to_string(),
+            });
+        }
+        return Err(BuildError::Mismatch {
+            what: format!("{what}: {compression} stream"),
+            expected: "a valid compressed tar".into(),
+            actual: format!("a decoding error ({e})"),
+        });
     }
     let (diff_id, _, encoder) = uncompressed.finish();
     let out = encoder.finish().map_err(write_err)?;

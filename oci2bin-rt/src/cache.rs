@@ -88,7 +88,9 @@ fn hint(e: &io::Error) -> &'static str {
         Some(libc::ENOSPC) | Some(libc::EDQUOT) => {
             " (no space left: free some, or set OCI2BIN_CACHE_DIR to a file system with room)"
         }
-        Some(libc::EROFS) => " (read-only file system: set OCI2BIN_CACHE_DIR to a writable directory)",
+        Some(libc::EROFS) => {
+            " (read-only file system: set OCI2BIN_CACHE_DIR to a writable directory)"
+        }
         Some(libc::EACCES) => " (permission denied: set OCI2BIN_CACHE_DIR to a directory you own)",
         _ => "",
     }
@@ -189,7 +191,10 @@ fn remove_stale(images: &Path, hex: &str, debug: bool) -> Result<(), CacheError>
         let entry = entry.map_err(io_err("listing", images))?;
         if entry.file_name().to_string_lossy().starts_with(&prefix) {
             if debug {
-                eprintln!("oci2bin: removing partial unpack {}", entry.path().display());
+                eprintln!(
+                    "oci2bin: removing partial unpack {}",
+                    entry.path().display()
+                );
             }
             remove_tree(&entry.path()).map_err(io_err("removing", &entry.path()))?;
         }
@@ -335,7 +340,10 @@ mod tests {
             }
             files.push((Digest::of(&layers[i]).blob_path(), l));
         }
-        let refs: Vec<(&str, &[u8])> = files.iter().map(|(n, d)| (n.as_str(), d.as_slice())).collect();
+        let refs: Vec<(&str, &[u8])> = files
+            .iter()
+            .map(|(n, d)| (n.as_str(), d.as_slice()))
+            .collect();
         tar_of(&refs)
     }
 

@@ -187,7 +187,8 @@ fn is_ours(arg: &str) -> bool {
     // --env=X, --workdir=X, ... and the attached short forms -eA=1, -w/dir, -u1000.
     VALUE_OPTIONS.iter().any(|o| {
         if o.starts_with("--") {
-            arg.strip_prefix(o).is_some_and(|rest| rest.starts_with('='))
+            arg.strip_prefix(o)
+                .is_some_and(|rest| rest.starts_with('='))
         } else {
             arg.len() > 2 && arg.starts_with(o)
         }
@@ -365,7 +366,14 @@ mod tests {
     fn options_that_are_not_ours_go_to_the_container() {
         let cli = run(&["--port", "6380"]);
         assert_eq!(cli.args, os(&["--port", "6380"]));
-        let cli = run(&["--debug", "-eA=1", "--user=redis", "--appendonly", "yes", "--debug"]);
+        let cli = run(&[
+            "--debug",
+            "-eA=1",
+            "--user=redis",
+            "--appendonly",
+            "yes",
+            "--debug",
+        ]);
         assert!(cli.debug);
         assert_eq!(cli.env, os(&["A=1"]));
         assert_eq!(cli.user.as_deref(), Some("redis"));

@@ -80,8 +80,10 @@ pub fn resolve(
             BuildError::io("reading", &index_path)(e)
         }
     })?;
-    let index: ImageIndex = serde_json::from_slice(&index_bytes)
-        .map_err(BuildError::json(index_path.display().to_string()))?;
+    let index: ImageIndex = serde_json::from_slice(&index_bytes).map_err(BuildError::json_doc(
+        index_path.display().to_string(),
+        &index_bytes,
+    ))?;
     let mut inputs = vec![index_path];
     let mut load =
         |_: &oci2bin_rt::oci::spec::Descriptor, d: &Digest| blob(dir, d, source_desc)?.read_small();
@@ -100,8 +102,8 @@ pub fn resolve(
         Some(selected.descriptor.size()),
         &what,
     )?;
-    let manifest: ImageManifest =
-        serde_json::from_slice(&manifest_bytes).map_err(BuildError::json(what.clone()))?;
+    let manifest: ImageManifest = serde_json::from_slice(&manifest_bytes)
+        .map_err(BuildError::json_doc(what.clone(), &manifest_bytes))?;
     let config_digest = Digest::try_from(manifest.config().digest())
         .map_err(BuildError::digest(format!("config digest in {what}")))?;
     let config_bytes = blob(dir, &config_digest, source_desc)?.read_small()?;

@@ -137,8 +137,10 @@ pub fn select(
             Some(chosen.size()),
             &format!("index {digest} of {source_desc}"),
         )?;
-        let nested: ImageIndex = serde_json::from_slice(&bytes)
-            .map_err(BuildError::json(format!("index {digest} of {source_desc}")))?;
+        let nested: ImageIndex = serde_json::from_slice(&bytes).map_err(BuildError::json_doc(
+            format!("index {digest} of {source_desc}"),
+            &bytes,
+        ))?;
         let mut inner = select(&nested, None, platform, source_desc, load)?;
         inner.index_digest = Some(digest);
         inner.ref_name = inner.ref_name.or(ref_name);
