@@ -4,7 +4,8 @@
 # layout OUTDIR/NAME (tag `latest`).
 #
 #   busybox        busybox-static with applet symlinks, Cmd ["sh"]
-#   redis          redis-server --protected-mode no --port 6379, WorkingDir /data
+#   redis          like the official image: docker-entrypoint.sh + redis-server (flags as
+#                  arguments go to redis-server), protected mode off, WorkingDir /data
 #   nginx          nginx-light on 127.0.0.1:$NGINX_PORT (default 8080), no user switch
 #   postgres       postgresql 15, official-image-like entrypoint (root, then setpriv postgres)
 #   postgres-user  the same root filesystem with User postgres
@@ -170,9 +171,10 @@ build_redis() {
     debootstrap_rootfs "$rootfs" --variant=essential --include=redis-server \
         --hook-dir="$MERGED_USR_HOOKS"
     in_root "$rootfs" 'install -d -m 0777 /data'
+    put_file "$rootfs" "$FILES/redis-entrypoint.sh" /usr/local/bin/docker-entrypoint.sh 0755
     slim_rootfs "$rootfs"
     pack "$rootfs" redis \
-        --cmd '["redis-server","--protected-mode","no","--port","6379"]' \
+        --entrypoint '["docker-entrypoint.sh"]' --cmd '["redis-server"]' \
         --workdir /data --expose 6379/tcp
     rm -rf "$rootfs"
 }

@@ -10,18 +10,29 @@
 //! `#[ignore = "e2e: ..."]`; run them with `cargo test -p oci2bin-tests -- --include-ignored`.
 #![deny(missing_docs)]
 
+pub mod arm64;
+pub mod built;
+pub mod cache_state;
 pub mod cargo_bin;
+pub mod dockerd;
+pub mod elf;
 pub mod file_lock;
+pub mod image_tree;
 pub mod images;
 pub mod net;
 pub mod oci_layout;
 pub mod paths;
 pub mod process;
+pub mod procs;
+pub mod registry;
 pub mod run_as;
+pub mod shared_bin;
 pub mod test_dir;
+pub mod tmpfs;
 pub mod tools;
 pub mod users;
 
+pub use cache_state::CacheState;
 pub use cargo_bin::{build_binary, cargo_oci2bin};
 pub use images::{fixture_images, image_source, test_images};
 pub use net::{
@@ -29,5 +40,7 @@ pub use net::{
 };
 pub use process::ChildGuard;
 pub use run_as::UserCommand;
+pub use shared_bin::shared_binary;
 pub use test_dir::TestDir;
+pub use tmpfs::TmpfsMount;
 pub use users::{ensure_subids, is_root, nosub_user, test_user, TestUser};
