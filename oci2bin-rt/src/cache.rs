@@ -27,6 +27,10 @@ pub struct CacheOptions {
     pub debug: bool,
     /// Use this cache directory instead of the default.
     pub dir: Option<PathBuf>,
+    /// The payload is the executable's own file-backed, read-only mapping: its pages may be
+    /// handed back to the kernel once unpacked, which keeps a cold start's memory flat. Never
+    /// set this for a payload on the heap (MADV_DONTNEED would zero it).
+    pub payload_is_mapped_file: bool,
 }
 
 /// Why the image could not be made available.
@@ -214,7 +218,14 @@ fn unpack_into(payload: &Payload<'_>, tmp: &Path, opts: &CacheOptions) -> Result
     let apply_opts = ApplyOptions::default();
     let started = std::time::Instant::now();
     for (i, layer) in payload.layers.iter().enumerate() {
-        apply_one(i + 1, layer, root_dir.as_fd(), &apply_opts, &mut report)?;
+        apply_one(
+            opts.payload_is_mapped_file,
+            i + 1,
+            layer,
+            root_dir.as_fd(),
+            &apply_opts,
+            &mut report,
+        )?;
     }
     if report.skipped_devices > 0 {
         eprintln!(
@@ -242,14 +253,74 @@ fn unpack_into(payload: &Payload<'_>, tmp: &Path, opts: &CacheOptions) -> Result
     Ok(())
 }
 
+/// Reads a layer out of the mapped payload and hands the pages it has read back to the
+/// kernel as it goes, so a cold start's memory stays flat whatever the image size (the pages
+/// are file-backed: reading them again would simply fault them back in from the binary).
+struct ReleasingReader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+    released: usize,
+    enabled: bool,
+}
+
+impl<'a> ReleasingReader<'a> {
+    /// Release in steps of this many bytes.
+    const STEP: usize = 4 << 20;
+
+    fn new(bytes: &'a [u8], enabled: bool) -> Self {
+        ReleasingReader {
+            bytes,
+            pos: 0,
+            released: 0,
+            enabled,
+        }
+    }
+
+    fn release_consumed(&mut self) {
+        if !self.enabled {
+            return;
+        }
+        const PAGE: usize = 4096;
+        let base = self.bytes.as_ptr() as usize;
+        let start = (base + self.released).next_multiple_of(PAGE);
+        let end = (base + self.pos) / PAGE * PAGE;
+        if end > start {
+            // SAFETY: [start, end) lies inside `bytes`, a read-only file-backed mapping of the
+            // executable; MADV_DONTNEED only drops our copies of its pages, and a later read
+            // of the same bytes faults them in again unchanged. Failure is harmless.
+            unsafe {
+                let _ = nix::sys::mman::madvise(
+                    std::ptr::NonNull::new_unchecked(start as *mut std::ffi::c_void),
+                    end - start,
+                    nix::sys::mman::MmapAdvise::MADV_DONTNEED,
+                );
+            }
+        }
+        self.released = self.pos;
+    }
+}
+
+impl io::Read for ReleasingReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = buf.len().min(self.bytes.len() - self.pos);
+        buf[..n].copy_from_slice(&self.bytes[self.pos..self.pos + n]);
+        self.pos += n;
+        if self.pos - self.released >= Self::STEP || (n == 0 && self.pos > self.released) {
+            self.release_consumed();
+        }
+        Ok(n)
+    }
+}
+
 fn apply_one(
+    release: bool,
     index: usize,
     layer: &PayloadLayer<'_>,
     root: std::os::fd::BorrowedFd<'_>,
     opts: &ApplyOptions,
     report: &mut ApplyReport,
 ) -> Result<(), CacheError> {
-    let hashed = Sha256Reader::new(layer.bytes);
+    let hashed = Sha256Reader::new(ReleasingReader::new(layer.bytes, release));
     let mut buffered = BufReader::with_capacity(256 << 10, hashed);
     let applied = decoder(layer.compression, &mut buffered)
         .map_err(|source| CacheError::Decode {
@@ -351,6 +422,7 @@ mod tests {
         CacheOptions {
             debug: false,
             dir: Some(dir.to_path_buf()),
+            payload_is_mapped_file: false,
         }
     }
 

@@ -54,7 +54,7 @@ pub fn program_name(argv0: Option<&OsString>) -> String {
 pub fn main(payload: &'static [u8]) -> ! {
     let args: Vec<OsString> = std::env::args_os().collect();
     let program = program_name(args.first());
-    let code = match run(&program, args, payload) {
+    let code = match run_payload(&program, args, payload, true) {
         Ok(code) => code,
         Err(RunError::Usage(text)) => {
             eprint!("{program}: {text}");
@@ -71,6 +71,17 @@ pub fn main(payload: &'static [u8]) -> ! {
 
 /// [`main`] without the exit: returns the container's exit code.
 pub fn run(program: &str, args: Vec<OsString>, payload: &[u8]) -> Result<i32, RunError> {
+    run_payload(program, args, payload, false)
+}
+
+/// [`run`], told whether `payload` is the executable's own file-backed mapping (whose pages
+/// may be released after unpacking; see [`CacheOptions::payload_is_mapped_file`]).
+fn run_payload(
+    program: &str,
+    args: Vec<OsString>,
+    payload: &[u8],
+    mapped_file: bool,
+) -> Result<i32, RunError> {
     let payload = Payload::parse(payload)?;
     let image = ImageInfo::from_payload(&payload);
     let cli = match cli::parse(program, &image, args) {
@@ -84,6 +95,7 @@ pub fn run(program: &str, args: Vec<OsString>, payload: &[u8]) -> Result<i32, Ru
     let reporter = Reporter::new(program, cli.debug);
     let options = CacheOptions {
         debug: cli.debug,
+        payload_is_mapped_file: mapped_file,
         ..Default::default()
     };
     let rootfs = ensure_rootfs(&payload, &options)?;
