@@ -34,11 +34,13 @@ pub fn decoder<'a, R: BufRead + 'a>(
         #[cfg(feature = "xz")]
         Compression::Xz => Box::new(liblzma::bufread::XzDecoder::new_multi_decoder(input)),
         #[allow(unreachable_patterns)]
-        other => return Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            format!(
+        other => {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!(
                 "this binary was built without the {other} decoder (oci2bin-rt feature {other:?})"
             ),
-        )),
+            ))
+        }
     })
 }

@@ -15,7 +15,12 @@ fn banner_example_embeds_and_runs() {
     let example = workspace_root().join("examples/banner");
     let target = target_dir().join("example-banner");
     let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["build", "--release", "--target", "x86_64-unknown-linux-musl"])
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "x86_64-unknown-linux-musl",
+        ])
         .arg("--target-dir")
         .arg(&target)
         .current_dir(&example)
@@ -39,7 +44,11 @@ fn banner_example_embeds_and_runs() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&run.stderr);
-    assert!(run.status.success(), "banner echo hi: {}\n{stderr}", run.status);
+    assert!(
+        run.status.success(),
+        "banner echo hi: {}\n{stderr}",
+        run.status
+    );
     assert_eq!(String::from_utf8_lossy(&run.stdout), "hi\n");
     assert!(
         stderr.contains("*** banner: docker.io/library/busybox:latest"),
