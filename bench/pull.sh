@@ -7,7 +7,7 @@
 # The image (~100 MB) is generated: LAYERS gzip layers of incompressible data, so the bytes on
 # the wire are what is measured, pushed to Debian's docker-registry on a free loopback port.
 #
-# Usage: scripts/bench-pull.sh [WORKDIR]
+# Usage: bench/pull.sh [WORKDIR]
 # Environment:
 #   CARGO_OCI2BIN  the cargo-oci2bin binary (default: target/release/cargo-oci2bin, built if
 #                  missing)
