@@ -15,4 +15,4 @@ echo "== build cargo-oci2bin and the test images"
 cargo build -p cargo-oci2bin
 CARGO_OCI2BIN="$PWD/target/debug/cargo-oci2bin" scripts/build-test-images.sh target/test-images
 echo "== tests (unit, integration and end-to-end)"
-cargo test --workspace --all-features -- --include-ignored --test-threads "${OCI2BIN_TEST_THREADS:-2}"
+cargo test --workspace --all-features --no-fail-fast -- --include-ignored --test-threads "${OCI2BIN_TEST_THREADS:-2}"
