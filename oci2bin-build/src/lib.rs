@@ -1,6 +1,8 @@
 //! oci2bin-build: embed an OCI/Docker image into a Rust binary from its build script.
 //!
-//! The build side of oci2bin. It reads an image from an OCI layout or a docker-archive,
+//! The build side of oci2bin. It reads an image from an OCI layout, a docker-archive, a
+//! registry (pulled with the `registry` feature; from the cache alone without it) or a local
+//! docker/podman daemon,
 //! picks the manifest for the cargo target's platform (not the build host's), verifies every
 //! blob against its digest and size and every layer against its diff_id while streaming,
 //! recompresses the layers into a cache keyed by (input digest, codec, level), and writes the
