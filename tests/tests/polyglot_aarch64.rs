@@ -174,8 +174,8 @@ fn qemu_user_runs_the_aarch64_runtime() {
             "a runtime error, not a crash: {log}"
         );
         assert!(
-            log.contains("error:") && log.contains("namespace"),
-            "the error does not say what failed: {log}"
+            log.contains("error:") && log.contains("namespace") && log.contains("qemu"),
+            "the error does not say what failed and why: {log}"
         );
         assert!(!log.contains("panicked"), "{log}");
     }

@@ -63,6 +63,16 @@ pub struct Diagnosis {
 impl fmt::Display for Diagnosis {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.blockers.is_empty() {
+            if self.errno == Errno::EINVAL {
+                // The kernel accepts these clone flags; user-mode emulators do not.
+                return write!(
+                    f,
+                    "no host setting explains it: EINVAL for namespace clone flags usually \
+                     means the binary runs under a user-mode emulator such as \
+                     qemu-aarch64-static (qemu-user cannot create namespaces; run it on a \
+                     native machine or a full system VM)"
+                );
+            }
             return write!(
                 f,
                 "no host setting explains it: if this runs inside another container, its \
@@ -114,6 +124,15 @@ pub fn diagnose(sysctl_root: &Path, errno: Errno) -> Diagnosis {
 mod tests {
     use super::*;
     use std::fs;
+
+    #[test]
+    fn einval_points_at_emulators() {
+        let root = sysctls(&[("user/max_user_namespaces", "63000")]);
+        let d = diagnose(root.path(), Errno::EINVAL);
+        assert!(d.blockers.is_empty());
+        assert!(d.to_string().contains("qemu"), "{d}");
+        assert!(!diagnose(root.path(), Errno::EPERM).to_string().contains("qemu"));
+    }
 
     fn sysctls(values: &[(&str, &str)]) -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
