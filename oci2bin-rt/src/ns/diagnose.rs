@@ -131,7 +131,9 @@ mod tests {
         let d = diagnose(root.path(), Errno::EINVAL);
         assert!(d.blockers.is_empty());
         assert!(d.to_string().contains("qemu"), "{d}");
-        assert!(!diagnose(root.path(), Errno::EPERM).to_string().contains("qemu"));
+        assert!(!diagnose(root.path(), Errno::EPERM)
+            .to_string()
+            .contains("qemu"));
     }
 
     fn sysctls(values: &[(&str, &str)]) -> tempfile::TempDir {
