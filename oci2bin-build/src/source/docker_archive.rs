@@ -98,15 +98,14 @@ pub fn resolve(
             &format!("config {} of {source_desc}", chosen.config),
         )?;
     }
-    let (config, found_platform, diff_ids) =
-        check_config(&config_bytes, &config_digest, platform, source_desc)?;
-    if diff_ids.len() != chosen.layers.len() {
-        return Err(BuildError::Mismatch {
-            what: format!("layer count of {source_desc}"),
-            expected: format!("{} (config diff_ids)", diff_ids.len()),
-            actual: format!("{} in manifest.json", chosen.layers.len()),
-        });
-    }
+    let (config, found_platform, diff_ids) = check_config(
+        &config_bytes,
+        &config_digest,
+        platform,
+        source_desc,
+        chosen.layers.len(),
+        &format!("manifest.json of {source_desc}"),
+    )?;
     let mut layers = Vec::new();
     for (name, diff_id) in chosen.layers.iter().zip(diff_ids) {
         layers.push(SourceLayer {

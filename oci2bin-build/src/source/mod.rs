@@ -280,11 +280,15 @@ pub struct ResolvedImage {
 }
 
 /// Parses a config and checks it against the wanted platform and the layer count.
+/// `manifest_layers` is the number of layers the manifest lists and `manifest_what` names the
+/// manifest in the error when the config's diff_ids disagree with it.
 pub(crate) fn check_config(
     bytes: &[u8],
     digest: &Digest,
     platform: &Platform,
     source_desc: &str,
+    manifest_layers: usize,
+    manifest_what: &str,
 ) -> Result<(ImageConfiguration, Platform, Vec<Digest>)> {
     let config: ImageConfiguration = serde_json::from_slice(bytes).map_err(BuildError::json(
         format!("config {digest} of {source_desc}"),
@@ -312,6 +316,13 @@ pub(crate) fn check_config(
             Digest::parse(d).map_err(BuildError::digest(format!("diff_id in config {digest}")))
         })
         .collect::<Result<Vec<_>>>()?;
+    if diff_ids.len() != manifest_layers {
+        return Err(BuildError::Mismatch {
+            what: format!("{manifest_what}: layer count"),
+            expected: format!("{} layers (config diff_ids)", diff_ids.len()),
+            actual: format!("{manifest_layers} layers in the manifest"),
+        });
+    }
     let found = Platform {
         os: config.os().to_string(),
         architecture: config.architecture().to_string(),

@@ -113,15 +113,14 @@ pub fn resolve(
         Some(manifest.config().size()),
         &format!("config {config_digest} of {source_desc}"),
     )?;
-    let (config, found_platform, diff_ids) =
-        check_config(&config_bytes, &config_digest, platform, source_desc)?;
-    if diff_ids.len() != manifest.layers().len() {
-        return Err(BuildError::Mismatch {
-            what: format!("{what}: layer count"),
-            expected: format!("{} layers (config diff_ids)", diff_ids.len()),
-            actual: format!("{} layers in the manifest", manifest.layers().len()),
-        });
-    }
+    let (config, found_platform, diff_ids) = check_config(
+        &config_bytes,
+        &config_digest,
+        platform,
+        source_desc,
+        manifest.layers().len(),
+        &what,
+    )?;
     let mut layers = Vec::new();
     for (desc, diff_id) in manifest.layers().iter().zip(diff_ids) {
         let digest = Digest::try_from(desc.digest())

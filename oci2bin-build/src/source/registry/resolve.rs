@@ -129,8 +129,8 @@ pub fn resolve(
             "{what} is an index where the index entry promised an image manifest"
         )));
     }
-    let manifest: ImageManifest =
-        serde_json::from_slice(&manifest_bytes).map_err(BuildError::json(what.clone()))?;
+    let manifest: ImageManifest = serde_json::from_slice(&manifest_bytes)
+        .map_err(BuildError::json_doc(what.clone(), &manifest_bytes))?;
 
     let config_digest = Digest::try_from(manifest.config().digest())
         .map_err(BuildError::digest(format!("config digest in {what}")))?;
@@ -146,15 +146,14 @@ pub fn resolve(
         Some(manifest.config().size()),
         &config_what,
     )?;
-    let (config, found_platform, diff_ids) =
-        check_config(&config_bytes, &config_digest, platform, source_desc)?;
-    if diff_ids.len() != manifest.layers().len() {
-        return Err(BuildError::Mismatch {
-            what: format!("{what}: layer count"),
-            expected: format!("{} layers (config diff_ids)", diff_ids.len()),
-            actual: format!("{} layers in the manifest", manifest.layers().len()),
-        });
-    }
+    let (config, found_platform, diff_ids) = check_config(
+        &config_bytes,
+        &config_digest,
+        platform,
+        source_desc,
+        manifest.layers().len(),
+        &what,
+    )?;
 
     let count = manifest.layers().len();
     let mut wanted = Vec::new();
