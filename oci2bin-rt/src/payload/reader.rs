@@ -104,6 +104,15 @@ pub fn list_entries(bytes: &[u8]) -> Result<HashMap<String, (usize, usize)>, Pay
     Ok(out)
 }
 
+/// Parses one JSON document of the payload (once, straight into its type: this runs on every
+/// start of an output binary).
+fn parse_json<T: serde::de::DeserializeOwned>(name: &str, data: &[u8]) -> Result<T, PayloadError> {
+    serde_json::from_slice(data).map_err(|source| PayloadError::Json {
+        name: name.to_string(),
+        source,
+    })
+}
+
 impl<'a> Payload<'a> {
     /// Parses a payload.
     ///
@@ -117,24 +126,8 @@ impl<'a> Payload<'a> {
                 .ok_or_else(|| PayloadError::Missing(name.to_string()))?;
             Ok(&bytes[*off..*off + *len])
         };
-        let json = |name: &str, data: &[u8]| -> Result<serde_json::Value, PayloadError> {
-            serde_json::from_slice(data).map_err(|source| PayloadError::Json {
-                name: name.to_string(),
-                source,
-            })
-        };
-        let metadata: format::Metadata =
-            serde_json::from_slice(get(format::METADATA)?).map_err(|source| {
-                PayloadError::Json {
-                    name: format::METADATA.into(),
-                    source,
-                }
-            })?;
-        let index: ImageIndex = serde_json::from_value(json(format::INDEX, get(format::INDEX)?)?)
-            .map_err(|source| PayloadError::Json {
-            name: format::INDEX.into(),
-            source,
-        })?;
+        let metadata: format::Metadata = parse_json(format::METADATA, get(format::METADATA)?)?;
+        let index: ImageIndex = parse_json(format::INDEX, get(format::INDEX)?)?;
         let desc = index
             .manifests()
             .first()
@@ -147,11 +140,7 @@ impl<'a> Payload<'a> {
                 digest: manifest_digest,
             });
         }
-        let manifest: ImageManifest =
-            serde_json::from_slice(manifest_bytes).map_err(|source| PayloadError::Json {
-                name: manifest_digest.blob_path(),
-                source,
-            })?;
+        let manifest: ImageManifest = parse_json(&manifest_digest.blob_path(), manifest_bytes)?;
         let config_digest = Digest::try_from(manifest.config().digest())?;
         let config_bytes = get(&config_digest.blob_path())?;
         if Digest::of(config_bytes) != config_digest {
@@ -160,11 +149,7 @@ impl<'a> Payload<'a> {
                 digest: config_digest,
             });
         }
-        let config: ImageConfiguration =
-            serde_json::from_slice(config_bytes).map_err(|source| PayloadError::Json {
-                name: config_digest.blob_path(),
-                source,
-            })?;
+        let config: ImageConfiguration = parse_json(&config_digest.blob_path(), config_bytes)?;
         let diff_ids = config.rootfs().diff_ids();
         if diff_ids.len() != manifest.layers().len() {
             return Err(PayloadError::Inconsistent(format!(
