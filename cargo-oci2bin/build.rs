@@ -1,6 +1,6 @@
-//! Bundles the exact sources of `oci2bin-rt`, `oci2bin-build` and `template/` into the
-//! `cargo-oci2bin` binary, so an installed `cargo oci2bin` can generate and build crates with
-//! no checkout around and always against the runtime version it was built with.
+//! Bundles the exact sources of `oci2bin-rt` and `template/` into the `cargo-oci2bin` binary,
+//! so an installed `cargo oci2bin` can generate and build the runtime with no checkout around
+//! and always at the version it was built with.
 //!
 //! Member manifests inherit from the workspace (`version.workspace = true`,
 //! `dep.workspace = true`); the bundled copies must build on their own, so inheritance is
@@ -125,7 +125,7 @@ fn main() {
 
     // bundle path -> file on disk
     let mut files: BTreeMap<String, PathBuf> = BTreeMap::new();
-    for member in ["oci2bin-rt", "oci2bin-build"] {
+    for member in ["oci2bin-rt"] {
         let dir = root.join(member);
         println!("cargo:rerun-if-changed={}", dir.join("src").display());
         println!(

@@ -77,6 +77,37 @@ pub fn with_registry_args(mut builder: Builder, args: &RegistryArgs) -> Result<B
     Ok(builder)
 }
 
+/// Builds (or finds fresh) the runtime for `target` with the decoder of `compress`, and
+/// returns its bytes.
+fn build_runtime(
+    home: &Path,
+    target: &str,
+    compress: CompressSpec,
+    mode: Mode,
+    verbose: bool,
+) -> Result<Vec<u8>> {
+    cargo_build::check_toolchain(target)?;
+    let sources = crate::bundle::unpack(home)?;
+    // One build at a time per home: the generated manifests and the binaries read below
+    // belong to this build.
+    let _lock = crate::generate::lock(home)?;
+    let manifest = crate::generate::generate(home, &sources, compress.codec)?;
+    let spinner = mode.spinner(&format!(
+        "Building the runtime for {target} (cargo build --release; once per target and codec)"
+    ));
+    let bin = crate::generate::package_name(compress.codec);
+    let built = cargo_build::build(&CargoBuild {
+        manifest: &manifest,
+        target_dir: &home.join("target"),
+        target,
+        bin: &bin,
+        verbose,
+    });
+    spinner.finish_and_clear();
+    let built = built?;
+    std::fs::read(&built).with_context(|| format!("reading the runtime {}", built.display()))
+}
+
 /// Runs the build.
 pub fn run(args: &BuildArgs) -> Result<()> {
     let mode = Mode::detect(args.quiet);
@@ -149,63 +180,35 @@ pub fn run(args: &BuildArgs) -> Result<()> {
         })
         .with_context(|| format!("preparing image {image}"))?;
 
-    // The build script cannot download: it gets the image pinned to what was just resolved.
-    let pinned = builder.pinned_source(&resolved)?;
     let output = match &args.output {
         Some(o) => o.clone(),
         None => PathBuf::from(resolved.reference.file_stem()),
     };
+    let plan = oci2bin_build::payload::plan(&resolved, &layers, compress)
+        .with_context(|| format!("laying out the payload of {image}"))?;
 
-    // 2. Generate and build the crate.
-    cargo_build::check_toolchain(&target)?;
-    let sources = crate::bundle::unpack(&home)?;
-    // One build at a time per generated crate: its manifest (the decoder feature) and the
-    // binary copied out below belong to this build.
-    let _lock = crate::generate::lock(&home)?;
-    let manifest = crate::generate::generate(&home, &sources, compress.codec)?;
-    let spinner = mode.spinner(&format!(
-        "Building the executable for {target} (cargo build --release)"
-    ));
-    let mut env = vec![
-        ("OCI2BIN_IMAGE".to_string(), pinned),
-        ("OCI2BIN_COMPRESS".to_string(), compress.to_string()),
-        (
-            "OCI2BIN_PLATFORM".to_string(),
-            args.platform.clone().unwrap_or_default(),
-        ),
-        (
-            "OCI2BIN_BUILD_CACHE".to_string(),
-            build_cache.display().to_string(),
-        ),
-    ];
-    env.sort();
-    let target_dir = home.join("target");
-    let built = cargo_build::build(&CargoBuild {
-        manifest: &manifest,
-        target_dir: &target_dir,
-        target: &target,
-        env,
-        verbose: args.verbose,
-    });
-    spinner.finish_and_clear();
-    let built = built?;
+    // 2. The runtime for this target and decoder: compiled once, then fresh for every image.
+    let runtime = build_runtime(&home, &target, compress, mode, args.verbose)?;
 
-    // 3. Copy it out atomically: a failed build leaves no output file.
+    // 3. Runtime + payload, written to a temporary file and renamed: a failed build leaves no
+    //    output file.
     let out_dir = output
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let tmp = tempfile::Builder::new()
+    let mut tmp = tempfile::Builder::new()
         .prefix(".oci2bin-")
         .tempfile_in(out_dir)
         .with_context(|| format!("creating a temporary file in {}", out_dir.display()))?;
-    if args.no_polyglot {
-        std::fs::copy(&built, tmp.path())
-            .with_context(|| format!("copying {} to {}", built.display(), tmp.path().display()))?;
-    } else {
-        crate::polyglot::make_polyglot(&built, tmp.path())
-            .with_context(|| format!("turning {} into an ELF+tar polyglot", built.display()))?;
-    }
+    let spinner = mode.spinner(&format!(
+        "Writing {} ({:.1} MB)",
+        output.display(),
+        plan.len() as f64 / 1e6
+    ));
+    let attached = crate::attach::attach(&runtime, &plan, !args.no_polyglot, tmp.as_file_mut())
+        .with_context(|| format!("writing {}", tmp.path().display()));
+    spinner.finish_and_clear();
+    attached?;
     std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755))?;
     tmp.persist(&output)
         .with_context(|| format!("writing {}", output.display()))?;

@@ -1,7 +1,7 @@
-//! Running `cargo build` on the generated crate.
+//! Running `cargo build` on the generated runtime crate.
 //!
 //! The target directory is shared by every image (under the oci2bin cache), so the runtime
-//! and its dependencies compile once per target. cargo's own output is kept quiet unless the
+//! and its dependencies compile once per target and decoder. cargo's own output is kept quiet unless the
 //! build fails or `-v` is given.
 
 use anyhow::{bail, Context, Result};
@@ -16,8 +16,8 @@ pub struct CargoBuild<'a> {
     pub target_dir: &'a Path,
     /// Rust target triple.
     pub target: &'a str,
-    /// Environment for the build script (`OCI2BIN_IMAGE`, ...).
-    pub env: Vec<(String, String)>,
+    /// The binary's name (the package name).
+    pub bin: &'a str,
     /// Stream cargo's output.
     pub verbose: bool,
 }
@@ -109,7 +109,7 @@ pub fn build(b: &CargoBuild<'_>) -> Result<PathBuf> {
     if !b.verbose {
         cmd.arg("--quiet");
     }
-    for (k, v) in cross_env(b.target).into_iter().chain(b.env.iter().cloned()) {
+    for (k, v) in cross_env(b.target) {
         cmd.env(k, v);
     }
     // Settings from an outer cargo invocation must not leak into this one.
@@ -142,8 +142,5 @@ pub fn build(b: &CargoBuild<'_>) -> Result<PathBuf> {
             b.manifest.display()
         );
     }
-    Ok(b.target_dir
-        .join(b.target)
-        .join("release")
-        .join("oci2bin-image"))
+    Ok(b.target_dir.join(b.target).join("release").join(b.bin))
 }

@@ -1,9 +1,9 @@
-//! Instantiating `template/` into the crate that `cargo oci2bin` builds.
+//! Instantiating `template/` into the runtime crate that `cargo oci2bin` builds.
 //!
-//! There is one generated crate per bundle, at a fixed path, whatever image is built: the image
-//! reaches its build script through environment variables, so cargo reuses every compiled
-//! dependency and only re-runs the build script and the final link when the image changes. A
-//! fixed path also keeps builds reproducible (paths end up in panic messages).
+//! There is one generated crate per bundle and decoder, at a fixed path, whatever image is
+//! built: the image is attached to the finished binary afterwards (see `crate::attach`), so
+//! once a runtime is built, cargo finds it fresh for every later image. A fixed path also keeps
+//! builds reproducible (paths end up in panic messages).
 
 use anyhow::{Context, Result};
 use oci2bin_rt::oci::Compression;
@@ -13,9 +13,14 @@ fn work_dir(cache: &Path) -> PathBuf {
     cache.join("work").join(crate::bundle::id())
 }
 
-/// Takes the lock that serialises builds of the generated crate.
+/// The name of the generated package and of its binary for `codec`.
+pub fn package_name(codec: Compression) -> String {
+    format!("oci2bin-runtime-{}", codec.name())
+}
+
+/// Takes the lock that serialises builds of the generated crates and reading their output.
 pub fn lock(cache: &Path) -> Result<nix::fcntl::Flock<std::fs::File>> {
-    let dir = work_dir(cache);
+    let dir = cache.join("work");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let path = dir.join(".oci2bin.lock");
     let file =
@@ -25,11 +30,11 @@ pub fn lock(cache: &Path) -> Result<nix::fcntl::Flock<std::fs::File>> {
         .with_context(|| format!("locking {}", path.display()))
 }
 
-/// Writes the crate under `cache/work/<bundle id>` (only files whose content changed, so
-/// cargo's fingerprints stay valid), returning its manifest path. Only the decoder for
+/// Writes the crate under `cache/work/<bundle id>/<codec>` (only files whose content changed,
+/// so cargo's fingerprints stay valid), returning its manifest path. Only the decoder for
 /// `codec` is compiled into the runtime.
 pub fn generate(cache: &Path, sources: &Path, codec: Compression) -> Result<PathBuf> {
-    let dir = work_dir(cache);
+    let dir = work_dir(cache).join(codec.name());
     std::fs::create_dir_all(dir.join("src"))
         .with_context(|| format!("creating {}", dir.display()))?;
     let rt_codec = match codec {
@@ -40,6 +45,7 @@ pub fn generate(cache: &Path, sources: &Path, codec: Compression) -> Result<Path
         crate::bundle::file("template/Cargo.toml").context("bundle lacks template/Cargo.toml")?,
     )?
     .replace("@VERSION@", env!("CARGO_PKG_VERSION"))
+    .replace("oci2bin-runtime-@CODEC@", &package_name(codec))
     .replace(
         "@RT_PATH@",
         &sources.join("oci2bin-rt").display().to_string(),
@@ -51,19 +57,11 @@ pub fn generate(cache: &Path, sources: &Path, codec: Compression) -> Result<Path
         } else {
             format!(", {rt_codec}")
         },
-    )
-    .replace(
-        "@BUILD_PATH@",
-        &sources.join("oci2bin-build").display().to_string(),
     );
     write_if_changed(&dir.join("Cargo.toml"), manifest.as_bytes())?;
-    for (from, to) in [
-        ("template/build.rs", "build.rs"),
-        ("template/src/main.rs", "src/main.rs"),
-    ] {
-        let bytes = crate::bundle::file(from).with_context(|| format!("bundle lacks {from}"))?;
-        write_if_changed(&dir.join(to), bytes)?;
-    }
+    let main =
+        crate::bundle::file("template/src/main.rs").context("bundle lacks template/src/main.rs")?;
+    write_if_changed(&dir.join("src/main.rs"), main)?;
     // Start from the workspace's lock file so the runtime builds with the exact versions it
     // was tested with; cargo keeps it up to date from there.
     let lock = dir.join("Cargo.lock");

@@ -1,10 +1,12 @@
 //! `cargo oci2bin inspect FILE [--json]`: what an oci2bin executable holds, without running it.
 //!
-//! Works on outputs for any architecture: it reads the ELF headers to find the `.oci2bin`
-//! section and parses the payload there with the runtime's own reader.
+//! Works on outputs for any architecture: it reads the ELF headers to find the payload
+//! (attached after the runtime, or linked into an `.oci2bin` section) and parses it with the
+//! runtime's own reader.
 
+use crate::elf::{elf_layout, PayloadKind};
 use crate::mapped::Mapped;
-use crate::polyglot::{elf_layout, is_polyglot, verify, PolyglotCheck};
+use crate::polyglot::{is_polyglot, verify, PolyglotCheck};
 use anyhow::{Context, Result};
 use oci2bin_rt::payload::Payload;
 use serde::Serialize;
@@ -34,6 +36,8 @@ struct Report {
     arch: &'static str,
     file_size: u64,
     payload_size: u64,
+    /// `attached` (`cargo oci2bin`) or `linked` (a build script's `Builder::embed`).
+    payload_kind: &'static str,
     runtime_size: u64,
     polyglot: PolyglotCheck,
     polyglot_valid: bool,
@@ -69,6 +73,12 @@ fn report(path: &Path) -> Result<Report> {
             format!("{} is not an oci2bin executable", path.display())
         }
     })?;
+    if layout.payload_len == 0 {
+        anyhow::bail!(
+            "{} is the bare oci2bin runtime: no image is attached to it",
+            path.display()
+        );
+    }
     let start = layout.payload_offset as usize;
     let end = start
         .checked_add(layout.payload_len as usize)
@@ -89,6 +99,10 @@ fn report(path: &Path) -> Result<Report> {
         arch: layout.arch,
         file_size: data.len() as u64,
         payload_size: layout.payload_len,
+        payload_kind: match layout.kind {
+            PayloadKind::Attached => "attached",
+            PayloadKind::Linked => "linked",
+        },
         runtime_size: data.len() as u64 - layout.payload_len,
         polyglot_valid: polyglot.valid(),
         polyglot,
@@ -152,8 +166,8 @@ pub fn run(file: &Path, json: bool) -> Result<()> {
     println!("Compression:   {}", r.compression);
     println!("Built by:      oci2bin {}", r.oci2bin_version);
     println!(
-        "Sizes:         payload {} bytes, runtime {} bytes",
-        r.payload_size, r.runtime_size
+        "Sizes:         payload {} bytes ({}), runtime {} bytes",
+        r.payload_size, r.payload_kind, r.runtime_size
     );
     println!(
         "Polyglot:      {}",

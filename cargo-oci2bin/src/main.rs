@@ -4,10 +4,12 @@
 //! bundled runtime sources, generate a tiny crate from the template, let cargo build it for a
 //! static musl target with a shared target directory, and copy the binary out.
 
+mod attach;
 mod build_cmd;
 mod bundle;
 mod cargo_build;
 mod cli;
+mod elf;
 mod generate;
 mod inspect;
 mod mapped;

@@ -277,10 +277,8 @@ impl Builder {
     /// for inspecting a payload without linking.
     pub fn write_payload(&self, target: &str, out: &Path) -> Result<Embedded> {
         let (image, layers, plan) = self.plan_for(target)?;
-        let file = std::fs::File::create(out).map_err(BuildError::io("creating", out))?;
-        let mut w = std::io::BufWriter::new(file);
-        plan.write_to(&mut w)?;
-        std::io::Write::flush(&mut w).map_err(BuildError::io("writing", out))?;
+        let mut file = std::fs::File::create(out).map_err(BuildError::io("creating", out))?;
+        plan.write_to_file(&mut file)?;
         Ok(Embedded {
             image,
             layers,

@@ -7,7 +7,45 @@
 
 use crate::error::{BuildError, Result};
 use oci2bin_rt::oci::Digest;
+use serde::{Deserialize, Serialize};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+
+/// What a cached file looked like right after its content was verified: inode, size and
+/// change time.
+///
+/// Writing a payload checks each blob against its stamp instead of hashing it again, which
+/// makes embedding cost what copying costs. Any write to the file, or replacing it, changes
+/// its ctime (which, unlike the mtime, cannot be set back), so a file that no longer matches
+/// its stamp is hashed in full as before.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Stamp {
+    /// Inode number.
+    pub ino: u64,
+    /// Size in bytes.
+    pub len: u64,
+    /// Change time, seconds.
+    pub ctime: i64,
+    /// Change time, nanoseconds.
+    pub ctime_nsec: i64,
+}
+
+impl Stamp {
+    /// The stamp of `path` now.
+    pub fn of(path: &Path) -> std::io::Result<Stamp> {
+        std::fs::metadata(path).map(|m| Stamp::from_metadata(&m))
+    }
+
+    /// The stamp of a file with metadata `m`.
+    pub fn from_metadata(m: &std::fs::Metadata) -> Stamp {
+        Stamp {
+            ino: m.ino(),
+            len: m.len(),
+            ctime: m.ctime(),
+            ctime_nsec: m.ctime_nsec(),
+        }
+    }
+}
 
 /// The cache directory.
 #[derive(Clone, Debug)]
@@ -78,5 +116,30 @@ impl BuildCache {
         tmp.persist(path)
             .map_err(|e| BuildError::io("renaming into", path)(e.error))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod stamp_tests {
+    use super::Stamp;
+
+    #[test]
+    fn any_write_changes_the_stamp() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("blob");
+        std::fs::write(&p, b"verified").unwrap();
+        let before = Stamp::of(&p).unwrap();
+        assert_eq!(Stamp::of(&p).unwrap(), before);
+        // Same size, same mtime put back: the ctime still moves.
+        let mtime = std::fs::metadata(&p).unwrap().modified().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(&p, b"tampered").unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+        assert_ne!(Stamp::of(&p).unwrap(), before);
     }
 }

@@ -5,6 +5,7 @@
 //! memory except the small JSON documents. Headers are fixed (mtime 0, uid 0, mode 0644) so
 //! two builds of the same image write identical bytes.
 
+use crate::cache::Stamp;
 use crate::compress::CompressSpec;
 use crate::error::{BuildError, Result};
 use crate::prepare::PreparedLayer;
@@ -12,7 +13,7 @@ use crate::source::ResolvedImage;
 use oci2bin_rt::oci::{media, Digest, Sha256Writer};
 use oci2bin_rt::payload::{format, Metadata};
 use serde_json::json;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::path::PathBuf;
 
 enum Data {
@@ -22,6 +23,7 @@ enum Data {
         path: PathBuf,
         digest: Digest,
         size: u64,
+        stamp: Option<Stamp>,
     },
 }
 
@@ -76,6 +78,7 @@ pub fn plan(
                     path: l.path.clone(),
                     digest,
                     size: l.size,
+                    stamp: l.stamp,
                 },
             });
         }
@@ -190,9 +193,20 @@ impl PayloadPlan {
         false
     }
 
-    /// Writes the tar to `out`, checking each layer blob against its digest on the way (the
-    /// cache is trusted only as far as it hashes right).
+    /// Writes the tar to `out`. Each layer blob is checked on the way: against its digest,
+    /// or, when the cache file still matches the [`Stamp`] taken when it was verified, by that
+    /// stamp alone (the cache is trusted only as far as it provably has not changed).
     pub fn write_to(&self, out: &mut dyn Write) -> Result<()> {
+        self.write_generic(out)
+    }
+
+    /// [`PayloadPlan::write_to`] into a file: blobs whose stamps match are copied by the
+    /// kernel (`copy_file_range`), so writing a payload costs what copying it costs.
+    pub fn write_to_file(&self, out: &mut std::fs::File) -> Result<()> {
+        self.write_generic(out)
+    }
+
+    fn write_generic<W: Write + ?Sized>(&self, out: &mut W) -> Result<()> {
         let zeros = [0u8; 1024];
         let werr = |e: io::Error| BuildError::io("writing the payload to", "the output")(e);
         for e in &self.entries {
@@ -219,20 +233,12 @@ impl PayloadPlan {
             match &e.data {
                 Data::Dir => {}
                 Data::Bytes(b) => out.write_all(b).map_err(werr)?,
-                Data::Blob { path, digest, size } => {
-                    let mut f =
-                        std::fs::File::open(path).map_err(BuildError::io("opening", path))?;
-                    let mut w = Sha256Writer::new(&mut *out);
-                    io::copy(&mut f, &mut w).map_err(BuildError::io("copying", path))?;
-                    let (got, n, _) = w.finish();
-                    if &got != digest || n != *size {
-                        return Err(BuildError::Mismatch {
-                            what: format!("cached blob {}", path.display()),
-                            expected: format!("{digest} ({size} bytes)"),
-                            actual: format!("{got} ({n} bytes); delete the build cache and retry"),
-                        });
-                    }
-                }
+                Data::Blob {
+                    path,
+                    digest,
+                    size,
+                    stamp,
+                } => copy_blob(out, path, digest, *size, *stamp)?,
             }
             out.write_all(&zeros[..pad(e.size()) as usize])
                 .map_err(werr)?;
@@ -240,4 +246,39 @@ impl PayloadPlan {
         out.write_all(&zeros).map_err(werr)?;
         Ok(())
     }
+}
+
+/// Copies the cached blob at `path` into `out`: unhashed when the open file still matches
+/// `stamp`, else hashed and compared with `digest`.
+fn copy_blob<W: Write + ?Sized>(
+    out: &mut W,
+    path: &std::path::Path,
+    digest: &Digest,
+    size: u64,
+    stamp: Option<Stamp>,
+) -> Result<()> {
+    let mut f = std::fs::File::open(path).map_err(BuildError::io("opening", path))?;
+    let now = f
+        .metadata()
+        .map(|m| Stamp::from_metadata(&m))
+        .map_err(BuildError::io("reading", path))?;
+    let mismatch = |actual: String| BuildError::Mismatch {
+        what: format!("cached blob {}", path.display()),
+        expected: format!("{digest} ({size} bytes)"),
+        actual: format!("{actual}; delete the build cache and retry"),
+    };
+    if stamp == Some(now) && now.len == size {
+        let n = io::copy(&mut (&mut f).take(size), out).map_err(BuildError::io("copying", path))?;
+        if n != size {
+            return Err(mismatch(format!("{n} bytes")));
+        }
+        return Ok(());
+    }
+    let mut w = Sha256Writer::new(out);
+    io::copy(&mut f, &mut w).map_err(BuildError::io("copying", path))?;
+    let (got, n, _) = w.finish();
+    if &got != digest || n != size {
+        return Err(mismatch(format!("{got} ({n} bytes)")));
+    }
+    Ok(())
 }

@@ -5,7 +5,7 @@
 //! Only when all three check out is the result renamed into the cache; a mismatch leaves
 //! nothing behind under any digest.
 
-use crate::cache::BuildCache;
+use crate::cache::{BuildCache, Stamp};
 use crate::compress::CompressSpec;
 use crate::error::{BuildError, Result};
 use crate::source::SourceLayer;
@@ -29,6 +29,10 @@ pub struct PreparedLayer {
     /// Where the blob is in the build cache (not part of the record on disk).
     #[serde(skip)]
     pub path: PathBuf,
+    /// The blob file's stamp when it was verified (see [`Stamp`]); records written before
+    /// stamps existed have none, and their blob is hashed again when a payload is written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stamp: Option<Stamp>,
 }
 
 impl PreparedLayer {
@@ -165,14 +169,22 @@ pub fn prepare_layer(
     }
     let path = cache.blob_path(&out_digest);
     tmp.as_file().sync_all().map_err(write_err)?;
+    // Read-only: the blob is content-addressed, nothing should write to it.
+    std::fs::set_permissions(
+        tmp.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o444),
+    )
+    .map_err(write_err)?;
     tmp.persist(&path)
         .map_err(|e| BuildError::io("renaming into", &path)(e.error))?;
+    let stamp = Stamp::of(&path).map_err(BuildError::io("reading", &path))?;
     let prepared = PreparedLayer {
         digest: out_digest.to_string(),
         size: out_size,
         diff_id: diff_id.to_string(),
         codec: spec.codec.name().into(),
         path,
+        stamp: Some(stamp),
     };
     let record = serde_json::to_vec(&prepared).map_err(BuildError::json("layer record"))?;
     cache.write_atomic(&record_path, &record)?;

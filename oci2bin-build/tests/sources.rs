@@ -161,6 +161,48 @@ fn layout_round_trips_through_every_codec() {
     }
 }
 
+/// The recompressed layer blobs in a build cache.
+fn cached_blobs(cache: &Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(cache.join("blobs/sha256"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect()
+}
+
+#[test]
+fn a_cached_blob_changed_after_verification_is_caught() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = tempfile::tempdir().unwrap();
+    Layout::default().write(&t.path().join("img"));
+    let cache = t.path().join("cache");
+    let (a, b) = (t.path().join("a.tar"), t.path().join("b.tar"));
+    build(t.path(), &cache, &a, "zstd:3").unwrap();
+    let blobs = cached_blobs(&cache);
+    assert_eq!(blobs.len(), 2);
+    // Cached blobs are read-only; a touch (new ctime, same bytes) only costs a re-hash.
+    let blob = &blobs[0];
+    assert_eq!(
+        std::fs::metadata(blob).unwrap().permissions().mode() & 0o777,
+        0o444
+    );
+    std::fs::set_permissions(blob, std::fs::Permissions::from_mode(0o644)).unwrap();
+    build(t.path(), &cache, &b, "zstd:3").unwrap();
+    assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+    // Same size, other bytes: refused, naming the cached file, and nothing half-written
+    // is passed off as a payload.
+    let mut bytes = std::fs::read(blob).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(blob, &bytes).unwrap();
+    let err = build(t.path(), &cache, &b, "zstd:3")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("cached blob") && err.contains(&*blob.display().to_string()),
+        "{err}"
+    );
+}
+
 #[test]
 fn rebuilds_are_identical_and_reuse_the_cache() {
     let t = tempfile::tempdir().unwrap();

@@ -69,6 +69,25 @@ pub fn main(payload: &'static [u8]) -> ! {
     std::process::exit(code)
 }
 
+/// Runs the image attached to this executable after linking (how `cargo oci2bin` builds
+/// them; see [`crate::payload::attached`]) and exits with the container's code.
+///
+/// `src/main.rs` of the crate `cargo oci2bin` generates is one call:
+///
+/// ```no_run
+/// oci2bin_rt::run::main_attached()
+/// ```
+pub fn main_attached() -> ! {
+    match crate::payload::attached::payload() {
+        Ok(payload) => main(payload),
+        Err(e) => {
+            let program = program_name(std::env::args_os().next().as_ref());
+            Reporter::new(program, false).error(&e);
+            std::process::exit(RUNTIME_ERROR)
+        }
+    }
+}
+
 /// [`main`] without the exit: returns the container's exit code.
 pub fn run(program: &str, args: Vec<OsString>, payload: &[u8]) -> Result<i32, RunError> {
     run_payload(program, args, payload, false)

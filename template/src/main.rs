@@ -1,2 +1,5 @@
-//! An oci2bin executable: the embedded image, run as a rootless container.
-oci2bin_rt::main!();
+//! The oci2bin runtime: runs the image `cargo oci2bin` attached to a copy of this binary as a
+//! rootless container.
+fn main() {
+    oci2bin_rt::run::main_attached()
+}
