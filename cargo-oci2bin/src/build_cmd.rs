@@ -77,15 +77,28 @@ pub fn with_registry_args(mut builder: Builder, args: &RegistryArgs) -> Result<B
     Ok(builder)
 }
 
-/// Builds (or finds fresh) the runtime for `target` with the decoder of `compress`, and
-/// returns its bytes.
-fn build_runtime(
+/// The runtime for `target` with the decoder of `compress`, as bytes: built by cargo the first
+/// time, then kept under `home/runtimes/<bundle id>/<target>/` and reused without running
+/// cargo at all (the bundle id changes with every runtime source, so a kept runtime is always
+/// the one these sources build).
+fn runtime(
     home: &Path,
     target: &str,
     compress: CompressSpec,
     mode: Mode,
     verbose: bool,
 ) -> Result<Vec<u8>> {
+    let bin = crate::generate::package_name(compress.codec);
+    let kept = home
+        .join("runtimes")
+        .join(crate::bundle::id())
+        .join(target)
+        .join(&bin);
+    match std::fs::read(&kept) {
+        Ok(bytes) => return Ok(bytes),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("reading {}", kept.display())),
+    }
     cargo_build::check_toolchain(target)?;
     let sources = crate::bundle::unpack(home)?;
     // One build at a time per home: the generated manifests and the binaries read below
@@ -93,9 +106,9 @@ fn build_runtime(
     let _lock = crate::generate::lock(home)?;
     let manifest = crate::generate::generate(home, &sources, compress.codec)?;
     let spinner = mode.spinner(&format!(
-        "Building the runtime for {target} (cargo build --release; once per target and codec)"
+        "Building the runtime for {target} with the {} decoder (cargo build --release; once per target and codec)",
+        compress.codec.name()
     ));
-    let bin = crate::generate::package_name(compress.codec);
     let built = cargo_build::build(&CargoBuild {
         manifest: &manifest,
         target_dir: &home.join("target"),
@@ -105,7 +118,17 @@ fn build_runtime(
     });
     spinner.finish_and_clear();
     let built = built?;
-    std::fs::read(&built).with_context(|| format!("reading the runtime {}", built.display()))
+    let bytes = std::fs::read(&built)
+        .with_context(|| format!("reading the runtime {}", built.display()))?;
+    let dir = kept.parent().expect("has a parent");
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+    std::fs::write(tmp.path(), &bytes)
+        .with_context(|| format!("writing {}", tmp.path().display()))?;
+    tmp.persist(&kept)
+        .with_context(|| format!("writing {}", kept.display()))?;
+    Ok(bytes)
 }
 
 /// Runs the build.
@@ -188,7 +211,7 @@ pub fn run(args: &BuildArgs) -> Result<()> {
         .with_context(|| format!("laying out the payload of {image}"))?;
 
     // 2. The runtime for this target and decoder: compiled once, then fresh for every image.
-    let runtime = build_runtime(&home, &target, compress, mode, args.verbose)?;
+    let runtime = runtime(&home, &target, compress, mode, args.verbose)?;
 
     // 3. Runtime + payload, written to a temporary file and renamed: a failed build leaves no
     //    output file.

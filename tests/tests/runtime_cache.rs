@@ -290,6 +290,44 @@ fn corrupt_copy(bin: &Path, dir: &TestDir, index: usize) -> PathBuf {
 
 #[test]
 #[ignore = "e2e: needs root and the test images; run with --include-ignored"]
+fn truncated_binary_says_so_and_runs_nothing() {
+    let dir = TestDir::new("runtime_cache_truncated");
+    let user = test_user();
+    let bytes = fs::read(busybox()).unwrap();
+    // Cut inside the attached payload, as an interrupted download or copy would.
+    for (i, keep) in [bytes.len() - 1, bytes.len() / 2 + bytes.len() / 4]
+        .into_iter()
+        .enumerate()
+    {
+        let bad = dir.join(format!("busybox-truncated-{i}"));
+        fs::write(&bad, &bytes[..keep]).unwrap();
+        fs::set_permissions(&bad, fs::Permissions::from_mode(0o755)).unwrap();
+        let cache = dir.user_dir(&format!("cache-{i}"), &user);
+        let out = run(
+            &user,
+            &bad,
+            &cache,
+            dir.path(),
+            &["/bin/sh", "-c", "echo ran"],
+        );
+        assert_eq!(out.status.code(), Some(125), "{}", show(&out));
+        assert!(out.stdout.is_empty(), "the workload ran: {}", show(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("truncated")
+                && stderr.contains(&*fs::canonicalize(&bad).unwrap().display().to_string())
+                && stderr.contains(&format!("ends at byte {}", bytes.len()))
+                && stderr.contains(&format!("has {keep} bytes")),
+            "{}",
+            show(&out)
+        );
+        let state = CacheState::read(&cache);
+        assert!(state.only_locks(), "left in the cache: {state:?}");
+    }
+}
+
+#[test]
+#[ignore = "e2e: needs root and the test images; run with --include-ignored"]
 fn corrupt_layer_is_refused_before_anything_runs() {
     let dir = TestDir::new("runtime_cache_corrupt");
     let user = test_user();
