@@ -7,7 +7,7 @@
 //! see `PayloadPlan::write_to_file`), whatever the image's size, in constant memory.
 
 use crate::elf::{elf_layout, ElfLayout, PayloadKind};
-use anyhow::{ensure, Result};
+use anyhow::{ensure, Context, Result};
 use oci2bin_build::payload::PayloadPlan;
 use oci2bin_rt::payload::slot::Slot;
 use std::io::{Seek, Write};
@@ -107,6 +107,33 @@ pub fn attach(
     // Not synced, like the output of cargo, a linker or cp: it is rebuilt from cached inputs
     // in a fraction of a second, and ext4 and XFS flush a file renamed over another anyway.
     Ok(plan)
+}
+
+/// Reads the written file `path` back as `inspect` and the runtime would: the slot names
+/// `plan`'s payload, the payload parses, and the polyglot (when written) verifies.
+pub fn check(path: &std::path::Path, plan: &Plan, polyglot: bool) -> Result<()> {
+    let data = crate::mapped::Mapped::open(path)?;
+    let layout = elf_layout(&data)?;
+    ensure!(
+        layout.kind == PayloadKind::Attached
+            && (layout.payload_offset, layout.payload_len)
+                == (plan.payload_offset, plan.payload_len),
+        "its slot names {} bytes at {}, not the {} bytes written at {}",
+        layout.payload_len,
+        layout.payload_offset,
+        plan.payload_len,
+        plan.payload_offset
+    );
+    let range = plan.payload_offset as usize..(plan.payload_offset + plan.payload_len) as usize;
+    let payload = data
+        .get(range)
+        .context("the file is shorter than its payload")?;
+    oci2bin_rt::payload::Payload::parse(payload).context("its payload does not parse")?;
+    if polyglot {
+        let check = crate::polyglot::verify(&data)?;
+        ensure!(check.valid(), "it is not a valid polyglot: {check:?}");
+    }
+    Ok(())
 }
 
 #[cfg(test)]

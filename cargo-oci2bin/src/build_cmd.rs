@@ -231,7 +231,14 @@ pub fn run(args: &BuildArgs) -> Result<()> {
     let attached = crate::attach::attach(&runtime, &plan, !args.no_polyglot, tmp.as_file_mut())
         .with_context(|| format!("writing {}", tmp.path().display()));
     spinner.finish_and_clear();
-    attached?;
+    let attached = attached?;
+    crate::attach::check(tmp.path(), &attached, !args.no_polyglot).with_context(|| {
+        format!(
+            "checking {} (written for {})",
+            tmp.path().display(),
+            output.display()
+        )
+    })?;
     std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755))?;
     tmp.persist(&output)
         .with_context(|| format!("writing {}", output.display()))?;

@@ -92,9 +92,10 @@ impl Builder {
         })
     }
 
-    /// Reads the settings `cargo oci2bin` passes to the generated crate: `OCI2BIN_IMAGE`
-    /// (required), `OCI2BIN_COMPRESS`, `OCI2BIN_PLATFORM`, and prints the matching
-    /// `cargo:rerun-if-env-changed` lines.
+    /// Reads the image settings from the environment, for a build script that leaves the
+    /// choice to whoever runs cargo: `OCI2BIN_IMAGE` (required), `OCI2BIN_COMPRESS`,
+    /// `OCI2BIN_PLATFORM`, `OCI2BIN_BUILD_CACHE` (see [`BuildCache::default_dir`]); prints the
+    /// matching `cargo:rerun-if-env-changed` lines.
     pub fn from_env() -> Result<Self> {
         for var in [
             "OCI2BIN_IMAGE",

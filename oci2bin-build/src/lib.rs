@@ -9,6 +9,10 @@
 //! payload (a tar that is both a docker-archive and an OCI layout) into an object file that is
 //! linked into the binary, where `oci2bin-rt` finds it.
 //!
+//! `cargo oci2bin` uses the same steps but, instead of linking the payload, appends it to a
+//! runtime built once per target ([`payload::PayloadPlan::write_to_file`]), which makes a new
+//! image cost a file copy rather than a relink.
+//!
 //! ```no_run
 //! // build.rs of a crate whose main.rs is `oci2bin_rt::main!();`
 //! fn main() {
