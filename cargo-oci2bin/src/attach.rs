@@ -1,6 +1,6 @@
 //! Attaching a payload to the prebuilt runtime: the output is the runtime's ELF image,
 //! optionally behind the polyglot's tar header (see [`crate::polyglot`]), then the payload tar
-//! at a page-aligned offset, with the runtime's slot patched to name that offset and length.
+//! at a 512-byte aligned offset, with the runtime's slot patched to name that offset and length.
 //!
 //! Nothing is linked per image: the runtime is compiled and linked once per target and codec,
 //! and attaching costs about what copying the payload costs (blobs are copied by the kernel,
@@ -12,8 +12,10 @@ use oci2bin_build::payload::PayloadPlan;
 use oci2bin_rt::payload::slot::Slot;
 use std::io::{Seek, Write};
 
-/// Where the payload starts in the file: page-aligned, so it maps without copying.
-const PAYLOAD_ALIGN: u64 = 4096;
+/// Where the payload starts in the file: on a tar block boundary, as the polyglot's first
+/// entry must end there. The runtime maps from the page holding the first byte, so page
+/// alignment would only add padding to every binary.
+const PAYLOAD_ALIGN: u64 = 512;
 
 /// The output's layout, before a byte is written.
 #[derive(Debug, Clone, PartialEq, Eq)]

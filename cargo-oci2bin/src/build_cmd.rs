@@ -118,6 +118,7 @@ fn runtime(
     });
     spinner.finish_and_clear();
     let built = built?;
+    cargo_build::smoke_test(&built, target)?;
     let bytes = std::fs::read(&built)
         .with_context(|| format!("reading the runtime {}", built.display()))?;
     let dir = kept.parent().expect("has a parent");

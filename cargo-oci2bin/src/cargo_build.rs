@@ -109,6 +109,10 @@ pub fn build(b: &CargoBuild<'_>) -> Result<PathBuf> {
     if !b.verbose {
         cmd.arg("--quiet");
     }
+    // In the crate's directory, so that cargo reads its `.cargo/config.toml` (C flags).
+    if let Some(dir) = b.manifest.parent() {
+        cmd.current_dir(dir);
+    }
     for (k, v) in cross_env(b.target) {
         cmd.env(k, v);
     }
@@ -143,4 +147,28 @@ pub fn build(b: &CargoBuild<'_>) -> Result<PathBuf> {
         );
     }
     Ok(b.target_dir.join(b.target).join("release").join(b.bin))
+}
+
+/// Runs a freshly built runtime once, without an image, where the host can run it: it must
+/// start and say it carries no image (exit 125). Catches a toolchain whose static start-up
+/// code cannot load what was linked before any output is written with it.
+pub fn smoke_test(runtime: &Path, target: &str) -> Result<()> {
+    if target.split('-').next() != Some(std::env::consts::ARCH) {
+        return Ok(());
+    }
+    let out = Command::new(runtime)
+        .env_clear()
+        .output()
+        .with_context(|| format!("running the freshly built runtime {}", runtime.display()))?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if out.status.code() != Some(125) || !stderr.contains("carries no image") {
+        bail!(
+            "the freshly built runtime {} does not start ({}; stderr: {}); is the Rust toolchain \
+             older than the template's rust-version?",
+            runtime.display(),
+            out.status,
+            stderr.trim()
+        );
+    }
+    Ok(())
 }

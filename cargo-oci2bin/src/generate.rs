@@ -59,9 +59,15 @@ pub fn generate(cache: &Path, sources: &Path, codec: Compression) -> Result<Path
         },
     );
     write_if_changed(&dir.join("Cargo.toml"), manifest.as_bytes())?;
-    let main =
-        crate::bundle::file("template/src/main.rs").context("bundle lacks template/src/main.rs")?;
-    write_if_changed(&dir.join("src/main.rs"), main)?;
+    std::fs::create_dir_all(dir.join(".cargo"))
+        .with_context(|| format!("creating {}", dir.display()))?;
+    for (from, to) in [
+        ("template/src/main.rs", "src/main.rs"),
+        ("template/.cargo/config.toml", ".cargo/config.toml"),
+    ] {
+        let bytes = crate::bundle::file(from).with_context(|| format!("bundle lacks {from}"))?;
+        write_if_changed(&dir.join(to), bytes)?;
+    }
     // Start from the workspace's lock file so the runtime builds with the exact versions it
     // was tested with; cargo keeps it up to date from there.
     let lock = dir.join("Cargo.lock");

@@ -5,6 +5,11 @@
 //! verbatim, so `./busybox_latest ls -la` passes `-la` to `ls`, as `docker run busybox ls
 //! -la` does, and `./redis_latest --port 6380` passes `--port 6380` to redis, as `docker run
 //! redis --port 6380` does. `--help` and `--version` describe the embedded image.
+//!
+//! clap parses (the options are declared once, with derive); `--help` is rendered here from
+//! clap's own argument metadata. clap's generic help, usage and error-context renderers are
+//! left out of the runtime (they cost about 20% of its size), and the one usage error that
+//! can occur, an option without its value, is reported here with clap's wording.
 
 use crate::payload::Payload;
 use crate::process::ProcessOverrides;
@@ -14,7 +19,7 @@ use std::path::PathBuf;
 
 /// The options, as clap parses them.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Parser)]
-#[command(disable_version_flag = true)]
+#[command(disable_version_flag = true, disable_help_flag = true)]
 pub struct Cli {
     /// Overwrite the image's ENTRYPOINT (also drops its CMD unless a COMMAND is given)
     #[arg(long, value_name = "COMMAND")]
@@ -37,6 +42,9 @@ pub struct Cli {
     /// Print the runtime's and the image's version
     #[arg(long)]
     pub version: bool,
+    /// Print help
+    #[arg(short = 'h', long)]
+    pub help: bool,
     /// Command and arguments: replace the image's CMD; everything from the first
     /// non-option on is passed to the container unchanged
     #[arg(trailing_var_arg = true, value_name = "COMMAND")]
@@ -130,31 +138,83 @@ impl ImageInfo {
     }
 }
 
-/// The clap command for `program` (the executable's name), with the image in the help.
-pub fn command(program: &str, image: &ImageInfo) -> clap::Command {
-    let default = if image.default_command.is_empty() {
-        "(none: give a COMMAND)".to_string()
-    } else {
-        image.default_command.clone()
-    };
-    // clap keeps command names as `&'static str` (without its `string` feature); the name
-    // lives as long as the process anyway.
-    let name: &'static str = Box::leak(program.to_string().into_boxed_str());
-    Cli::command()
-        .name(name)
-        .bin_name(program.to_string())
-        .override_usage(format!("{program} [OPTIONS] [--] [COMMAND [ARG...]]"))
-        .about(format!(
-            "Runs the container image {} like `docker run --rm`, rootless, with the \
-             host's network",
-            image.reference
-        ))
-        .after_help(format!(
-            "Image:\n  name:      {}\n  digest:    {}\n  platform:  {}\n  command:   {}\n  \
-             built by:  oci2bin {}",
-            image.reference, image.manifest_digest, image.platform, default, image.built_by
-        ))
+/// The left column of `--help` for `arg`: `-e, --env <KEY[=VALUE]>`, `    --debug`,
+/// `[COMMAND]...`.
+fn arg_label(arg: &clap::Arg) -> String {
+    let value = arg
+        .get_value_names()
+        .map(|names| {
+            names
+                .iter()
+                .map(|n| format!("<{n}>"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default();
+    if arg.is_positional() {
+        let name = arg
+            .get_value_names()
+            .and_then(|n| n.first())
+            .map(|n| n.to_string())
+            .unwrap_or_else(|| arg.get_id().to_string().to_uppercase());
+        return format!("[{name}]...");
+    }
+    let short = arg.get_short().map(|c| format!("-{c}, "));
+    let long = arg.get_long().map(|l| format!("--{l}")).unwrap_or_default();
+    let takes_value = !matches!(
+        arg.get_action(),
+        clap::ArgAction::SetTrue | clap::ArgAction::SetFalse | clap::ArgAction::Count
+    );
+    let mut label = format!("{}{long}", short.as_deref().unwrap_or("    "));
+    if takes_value && !value.is_empty() {
+        label.push(' ');
+        label.push_str(&value);
+    }
+    label
 }
+
+/// The `--help` text: what the image is, the usage line, every option (from the same clap
+/// definitions that parse them) and the image's details.
+pub fn help_text(program: &str, image: &ImageInfo) -> String {
+    let cmd = Cli::command();
+    // One section each for positionals and options, each aligned on its own, as clap does.
+    let section = |title: &str, positional: bool| {
+        let args: Vec<&clap::Arg> = cmd
+            .get_arguments()
+            .filter(|a| a.is_positional() == positional)
+            .collect();
+        let width = args.iter().map(|a| arg_label(a).len()).max().unwrap_or(0);
+        let mut out = format!("{title}:\n");
+        for a in args {
+            let help = a.get_help().map(|h| h.to_string()).unwrap_or_default();
+            out.push_str(&format!("  {:width$}  {help}\n", arg_label(a)));
+        }
+        out
+    };
+    let mut out = format!(
+        "Runs the container image {} like `docker run --rm`, rootless, with the host's network\n\n\
+         Usage: {program} [OPTIONS] [--] [COMMAND [ARG...]]\n\n{}\n{}",
+        image.reference,
+        section("Arguments", true),
+        section("Options", false)
+    );
+    let default = if image.default_command.is_empty() {
+        "(none: give a COMMAND)"
+    } else {
+        &image.default_command
+    };
+    out.push_str(&format!(
+        "\nImage:\n  name:      {}\n  digest:    {}\n  platform:  {}\n  command:   {default}\n  \
+         built by:  oci2bin {}\n",
+        image.reference, image.manifest_digest, image.platform, image.built_by
+    ));
+    out
+}
+
+/// A command-line mistake, worded as clap words its own.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("error: {0}\n\nFor more information, try '--help'.\n")]
+pub struct UsageError(pub String);
 
 /// What the command line asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -196,8 +256,9 @@ fn is_ours(arg: &str) -> bool {
 }
 
 /// Splits the arguments where the container's start: at `--`, at the first non-option, or
-/// at the first option that is not ours, and puts a `--` there for clap.
-fn split_container_args(args: Vec<OsString>) -> Vec<OsString> {
+/// at the first option that is not ours, and puts a `--` there for clap. An option that
+/// needs a value and is last is an error.
+fn split_container_args(args: Vec<OsString>) -> Result<Vec<OsString>, UsageError> {
     let mut out = Vec::with_capacity(args.len() + 1);
     let mut it = args.into_iter();
     if let Some(program) = it.next() {
@@ -229,8 +290,15 @@ fn split_container_args(args: Vec<OsString>) -> Vec<OsString> {
                     out.push(joined);
                 }
                 None => {
-                    out.push(arg);
-                    break;
+                    let label = Cli::command()
+                        .get_arguments()
+                        .find(|a| a.get_long() == long.strip_prefix("--"))
+                        .map(|a| arg_label(a).trim_start().to_string())
+                        .unwrap_or_else(|| long.to_string());
+                    let label = label.rsplit(", ").next().unwrap_or(&label).to_string();
+                    return Err(UsageError(format!(
+                        "a value is required for '{label}' but none was supplied"
+                    )));
                 }
             }
         } else {
@@ -238,27 +306,25 @@ fn split_container_args(args: Vec<OsString>) -> Vec<OsString> {
         }
     }
     out.extend(it);
-    out
+    Ok(out)
 }
 
 /// Parses the command line (`args[0]` is the executable).
-///
-/// A usage error is returned as clap's error, whose text starts with `error:`.
 pub fn parse(
     program: &str,
     image: &ImageInfo,
     args: impl IntoIterator<Item = OsString>,
-) -> Result<Invocation, clap::Error> {
-    let mut cmd = command(program, image);
-    let args = split_container_args(args.into_iter().collect());
-    let matches = match cmd.try_get_matches_from_mut(args) {
-        Ok(m) => m,
-        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelp => {
-            return Ok(Invocation::Print(e.render().to_string()));
-        }
-        Err(e) => return Err(e),
-    };
-    let cli = Cli::from_arg_matches(&matches)?;
+) -> Result<Invocation, UsageError> {
+    let args = split_container_args(args.into_iter().collect())?;
+    // Left: invalid UTF-8 in an option's value.
+    let clap_error = |e: clap::Error| UsageError(format!("{}", e.kind()));
+    let matches = Cli::command()
+        .try_get_matches_from(args)
+        .map_err(clap_error)?;
+    let cli = Cli::from_arg_matches(&matches).map_err(clap_error)?;
+    if cli.help {
+        return Ok(Invocation::Print(help_text(program, image)));
+    }
     if cli.version {
         return Ok(Invocation::Print(format!(
             "{}\n",
@@ -382,9 +448,53 @@ mod tests {
         let cli = run(&["-e", "--x", "ls"]);
         assert_eq!(cli.env, os(&["--x"]));
         assert_eq!(cli.args, os(&["ls"]));
-        // A missing value is still clap's error.
-        let args = os(&["busybox_latest", "--workdir"]);
-        assert!(parse("busybox_latest", &image(), args).is_err());
+        // A missing value is an error worded as clap's.
+        for (arg, label) in [
+            ("--workdir", "--workdir <DIR>"),
+            ("-e", "--env <KEY[=VALUE]>"),
+        ] {
+            let args = os(&["busybox_latest", "--debug", arg]);
+            let err = parse("busybox_latest", &image(), args).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!("error: a value is required for '{label}' but none was supplied\n\nFor more information, try '--help'.\n")
+            );
+        }
+    }
+
+    #[test]
+    fn help_reads_like_clap_help() {
+        let expected = "\
+Runs the container image docker.io/library/busybox:latest like `docker run --rm`, rootless, with the host's network
+
+Usage: bb [OPTIONS] [--] [COMMAND [ARG...]]
+
+Arguments:
+  [COMMAND]...  Command and arguments: replace the image's CMD; everything from the first non-option on is passed to the container unchanged
+
+Options:
+      --entrypoint <COMMAND>  Overwrite the image's ENTRYPOINT (also drops its CMD unless a COMMAND is given)
+  -e, --env <KEY[=VALUE]>     Set an environment variable; KEY alone copies it from your environment
+      --env-file <FILE>       Read environment variables from a file (KEY=VALUE per line, # comments)
+  -w, --workdir <DIR>         Working directory inside the container (created if missing)
+  -u, --user <USER[:GROUP]>   User to run as: name, uid, name:group or uid:gid (from the image's /etc/passwd)
+      --debug                 Explain on stderr what the runtime does (cache, user mapping, mounts)
+      --version               Print the runtime's and the image's version
+  -h, --help                  Print help
+
+Image:
+  name:      docker.io/library/busybox:latest
+  digest:    sha256:abc
+  platform:  linux/amd64
+  command:   sh
+  built by:  oci2bin 0.1.0
+";
+        assert_eq!(help_text("bb", &image()), expected);
+        let args = os(&["bb", "-e", "A=1", "-h"]);
+        assert_eq!(
+            parse("bb", &image(), args).unwrap(),
+            Invocation::Print(expected.into())
+        );
     }
 
     #[test]

@@ -26,7 +26,7 @@ pub enum RunError {
     /// The embedded payload does not parse.
     #[error("the embedded image cannot be read (is this binary truncated?): {0}")]
     Payload(#[from] PayloadError),
-    /// The command line is wrong; the text is clap's, starting with `error:`.
+    /// The command line is wrong; the text starts with `error:`.
     #[error("{0}")]
     Usage(String),
     /// The image could not be unpacked into the cache.
@@ -109,7 +109,7 @@ fn run_payload(
             return Ok(0);
         }
         Ok(Invocation::Run(cli)) => cli,
-        Err(e) => return Err(RunError::Usage(e.render().to_string())),
+        Err(e) => return Err(RunError::Usage(e.to_string())),
     };
     let reporter = Reporter::new(program, cli.debug);
     let options = CacheOptions {
