@@ -6,7 +6,7 @@ use crate::progress::Mode;
 use crate::pull_progress::PullProgress;
 use anyhow::{bail, Context, Result};
 use oci2bin_build::{Builder, CompressSpec, Event, ImageSource};
-use oci2bin_rt::oci::Platform;
+use oci2bin_rt::oci::{Digest, Platform};
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -94,8 +94,18 @@ fn runtime(
         .join(crate::bundle::id())
         .join(target)
         .join(&bin);
+    let kept_digest = kept.with_extension("sha256");
     match std::fs::read(&kept) {
-        Ok(bytes) => return Ok(bytes),
+        Ok(bytes) => {
+            let want = std::fs::read_to_string(&kept_digest).unwrap_or_default();
+            if Digest::of(&bytes).to_string() == want.trim() {
+                return Ok(bytes);
+            }
+            eprintln!(
+                "warning: the kept runtime {} does not match its digest; building it again",
+                kept.display()
+            );
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e).with_context(|| format!("reading {}", kept.display())),
     }
@@ -123,12 +133,17 @@ fn runtime(
         .with_context(|| format!("reading the runtime {}", built.display()))?;
     let dir = kept.parent().expect("has a parent");
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
-    std::fs::write(tmp.path(), &bytes)
-        .with_context(|| format!("writing {}", tmp.path().display()))?;
-    tmp.persist(&kept)
-        .with_context(|| format!("writing {}", kept.display()))?;
+    for (path, content) in [
+        (&kept, bytes.clone()),
+        (&kept_digest, Digest::of(&bytes).to_string().into_bytes()),
+    ] {
+        let tmp = tempfile::NamedTempFile::new_in(dir)
+            .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+        std::fs::write(tmp.path(), content)
+            .with_context(|| format!("writing {}", tmp.path().display()))?;
+        tmp.persist(path)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
     Ok(bytes)
 }
 
@@ -230,7 +245,7 @@ pub fn run(args: &BuildArgs) -> Result<()> {
         plan.len() as f64 / 1e6
     ));
     let attached = crate::attach::attach(&runtime, &plan, !args.no_polyglot, tmp.as_file_mut())
-        .with_context(|| format!("writing {}", tmp.path().display()));
+        .with_context(|| format!("writing {}", output.display()));
     spinner.finish_and_clear();
     let attached = attached?;
     crate::attach::check(tmp.path(), &attached, !args.no_polyglot).with_context(|| {

@@ -435,6 +435,7 @@ fn same_input_gives_byte_identical_binaries() {
             ],
         );
         assert_built(&built, &format!("reproducible build {}", out.display()));
+        built
     };
     let first = dir.join("first");
     build(&first);
@@ -457,13 +458,56 @@ fn same_input_gives_byte_identical_binaries() {
         "the second build did not fill its fresh build cache"
     );
 
-    let (a, b) = (fs::read(&first).unwrap(), fs::read(&second).unwrap());
-    assert_eq!(a.len(), b.len(), "the two builds differ in size");
-    if let Some(at) = a.iter().zip(&b).position(|(x, y)| x != y) {
+    assert_same(&first, &second);
+
+    // A damaged kept runtime is noticed and built again, to the same bytes.
+    let kept: Vec<PathBuf> = glob_files(&home.join("runtimes"), "oci2bin-runtime-zstd");
+    assert_eq!(kept.len(), 1, "kept runtimes: {kept:?}");
+    let mut bytes = fs::read(&kept[0]).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    fs::write(&kept[0], &bytes).unwrap();
+    let third = dir.join("third");
+    let built = build(&third);
+    let stderr = String::from_utf8_lossy(&built.stderr);
+    assert!(
+        stderr.contains("does not match its digest"),
+        "no warning about the damaged runtime: {stderr}"
+    );
+    assert_same(&first, &third);
+}
+
+/// Every file named `name` under `dir`, recursively.
+fn glob_files(dir: &Path, name: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap().flatten() {
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+            } else if e.file_name() == name {
+                found.push(e.path());
+            }
+        }
+    }
+    found
+}
+
+/// Panics unless the files `a` and `b` are byte-identical, naming the first difference.
+fn assert_same(a: &Path, b: &Path) {
+    let (x, y) = (fs::read(a).unwrap(), fs::read(b).unwrap());
+    assert_eq!(
+        x.len(),
+        y.len(),
+        "{} and {} differ in size",
+        a.display(),
+        b.display()
+    );
+    if let Some(at) = x.iter().zip(&y).position(|(p, q)| p != q) {
         panic!(
-            "the two builds differ from byte {at} on ({} and {})",
-            first.display(),
-            second.display()
+            "{} and {} differ from byte {at} on",
+            a.display(),
+            b.display()
         );
     }
 }
