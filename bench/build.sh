@@ -3,7 +3,7 @@
 #
 #   1. cold and warm builds of the busybox and redis test images: cold = a fresh oci2bin home
 #      (--cache-dir), so the runtime and its dependencies compile; warm = the same build again
-#      with another -o;
+#      with another -o (hyperfine mean);
 #   2. embedding a 100 MB and a 500 MB payload (one layer of random bytes, --compress none)
 #      with the runtime already built: the first build of the image (the layer verified and
 #      copied into the build cache), then the whole `cargo oci2bin` again (the layer cached:
@@ -81,6 +81,9 @@ build() {
     "$C" oci2bin -q --cache-dir "$home" --image "$src" -o "$out" "$@"
 }
 
+# hf_mean JSON: the mean of hyperfine's first command, in seconds.
+hf_mean() { python3 -c 'import json,sys; print("%.4f" % json.load(open(sys.argv[1]))["results"][0]["mean"])' "$1"; }
+
 SUMMARY=()
 add() { SUMMARY+=("$(printf '%-58s %s' "$1" "$2")"); }
 
@@ -102,11 +105,12 @@ for img in busybox redis; do
         build "$home" "$WORK/out/$img-cold" "$src"
         cold=0
     fi
-    log "$img: warm build"
-    timed "$WORK/t" "$C" oci2bin -q --cache-dir "$home" --image "$src" -o "$WORK/out/$img-warm"
-    warm=$(secs "$WORK/t")
+    log "$img: warm build (hyperfine)"
+    hyperfine --style none -N --warmup 1 --runs 10 --export-json "$WORK/warm.json" \
+        "$C oci2bin -q --cache-dir $home --image $src -o $WORK/out/$img-warm" >/dev/null
+    warm=$(hf_mean "$WORK/warm.json")
     add "$img: cold build (s)" "$cold"
-    add "$img: warm build (s)" "$warm"
+    add "$img: warm build (s, mean)" "$warm"
     add "$img: cold / warm" "$(ratio "$cold" "$warm")"
     cmp -s "$WORK/out/$img-cold" "$WORK/out/$img-warm" || log "warning: $img cold and warm outputs differ"
 done
@@ -123,8 +127,8 @@ make_layout() {
     rm -rf "$dir/rootfs"
 }
 
-# hf_mean JSON: the mean of hyperfine's first command, in seconds.
-hf_mean() { python3 -c 'import json,sys; print("%.4f" % json.load(open(sys.argv[1]))["results"][0]["mean"])' "$1"; }
+# The runtime without a decoder (for --compress none) is built before anything is timed.
+build "$HOME_DIR" "$WORK/out/bb-none" "oci:$IMAGES/busybox:latest" --compress none
 
 for mb in $SIZES; do
     dir=$WORK/embed
@@ -142,13 +146,14 @@ for mb in $SIZES; do
     payload=$(payload_size "$WORK/out/embed")
 
     # Embedding alone: the same image again (its layer is in the build cache), against cp of
-    # the layer, interleaved by hyperfine, each output deleted before each run.
+    # the layer; before each run the outputs are deleted and dirty pages written back, so
+    # neither pays for the other's writeback.
     log "embedding ${mb} MB: embedding vs cp (hyperfine)"
-    hyperfine --style none -N --warmup 2 --runs 10 \
-        --prepare "rm -f $WORK/out/embed" --export-json "$WORK/embed.json" \
+    hyperfine --style none -N --warmup 2 --runs 15 \
+        --prepare "sh -c 'rm -f $WORK/out/embed $WORK/cp-copy; sync'" --export-json "$WORK/embed.json" \
         "$C oci2bin -q --cache-dir $HOME_DIR --image $src -o $WORK/out/embed --compress none" >/dev/null
-    hyperfine --style none -N --warmup 2 --runs 10 \
-        --prepare "rm -f $WORK/cp-copy" --export-json "$WORK/cp.json" \
+    hyperfine --style none -N --warmup 2 --runs 15 \
+        --prepare "sh -c 'rm -f $WORK/out/embed $WORK/cp-copy; sync'" --export-json "$WORK/cp.json" \
         "cp $blob $WORK/cp-copy" >/dev/null
     embed=$(hf_mean "$WORK/embed.json")
     cp_s=$(hf_mean "$WORK/cp.json")
