@@ -10,7 +10,7 @@ use oci2bin_tests::paths::e2e_dir;
 use oci2bin_tests::tools::run_ok;
 use oci2bin_tests::{
     fixture_images, free_port, image_source, redis_command, redis_ping, test_images, test_user,
-    wait_for_port, TestDir, TestUser, UserCommand,
+    wait_for_port, TestDir, TestUser, TmpfsMount, UserCommand,
 };
 use serde_json::Value;
 use std::fs;
@@ -71,6 +71,37 @@ fn busybox_layout_gets_its_name_from_the_image() {
     let info = inspect_json(&bin);
     assert_eq!(info["reference"], "docker.io/library/busybox:latest");
     assert_echo_hi(&bin, &user, &dir, "cache");
+}
+
+#[test]
+#[ignore = "e2e: needs root (mount), mmdebstrap images; run with --include-ignored"]
+fn full_output_disk_is_reported_and_leaves_nothing() {
+    let images = test_images();
+    let user = test_user();
+    let dir = TestDir::new("build_full_disk");
+    // The busybox executable is about 2 MB.
+    let mount = TmpfsMount::new(&dir.join("tiny"), 0, "size=1m", &user);
+    let out = mount.path().join("busybox");
+    let built = oci2bin_in(
+        dir.path(),
+        &[
+            "--image",
+            &image_source(&images, "busybox"),
+            "-o",
+            out.to_str().unwrap(),
+            "-q",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&built.stderr);
+    assert!(
+        !built.status.success(),
+        "the build succeeded on a full disk"
+    );
+    assert!(
+        stderr.contains("not enough space") && stderr.contains(&*out.display().to_string()),
+        "{stderr}"
+    );
+    assert_eq!(stray_files(mount.path(), &[]), Vec::<String>::new());
 }
 
 #[test]
@@ -460,13 +491,16 @@ fn same_input_gives_byte_identical_binaries() {
 
     assert_same(&first, &second);
 
-    // A damaged kept runtime is noticed and built again, to the same bytes.
-    let kept: Vec<PathBuf> = glob_files(&home.join("runtimes"), "oci2bin-runtime-zstd");
-    assert_eq!(kept.len(), 1, "kept runtimes: {kept:?}");
-    let mut bytes = fs::read(&kept[0]).unwrap();
+    // A damaged kept runtime is noticed and built again, to the same bytes. (The home is kept
+    // between test runs: the newest runtime is this cargo-oci2bin's.)
+    let kept = glob_files(&home.join("runtimes"), "oci2bin-runtime-zstd")
+        .into_iter()
+        .max_by_key(|p| fs::metadata(p).unwrap().modified().unwrap())
+        .expect("no kept runtime");
+    let mut bytes = fs::read(&kept).unwrap();
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0x40;
-    fs::write(&kept[0], &bytes).unwrap();
+    fs::write(&kept, &bytes).unwrap();
     let third = dir.join("third");
     let built = build(&third);
     let stderr = String::from_utf8_lossy(&built.stderr);
