@@ -108,7 +108,8 @@ pub fn attach(
         plan.payload_len
     );
     // Not synced, like the output of cargo, a linker or cp: it is rebuilt from cached inputs
-    // in a fraction of a second, and ext4 and XFS flush a file renamed over another anyway.
+    // in a fraction of a second, and a copy cut short by a crash reads back as zeros where
+    // data is missing, which the runtime's checks refuse with a clear error.
     Ok(plan)
 }
 

@@ -11,18 +11,20 @@ use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-/// The oci2bin home: `$OCI2BIN_HOME`, else `$XDG_CACHE_HOME/oci2bin`, else `~/.cache/oci2bin`.
+/// The oci2bin home: `$OCI2BIN_HOME`, else `$XDG_CACHE_HOME/oci2bin`, else `~/.cache/oci2bin`,
+/// made absolute (cargo runs in the generated crate's directory).
 pub fn home(explicit: Option<&Path>) -> Result<PathBuf> {
-    if let Some(p) = explicit {
-        return Ok(p.to_path_buf());
-    }
-    if let Some(d) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
-        return Ok(PathBuf::from(d).join("oci2bin"));
-    }
-    let home = std::env::var_os("HOME").filter(|d| !d.is_empty()).context(
-        "no cache directory: set OCI2BIN_HOME, XDG_CACHE_HOME or HOME (or pass --cache-dir)",
-    )?;
-    Ok(PathBuf::from(home).join(".cache/oci2bin"))
+    let home = if let Some(p) = explicit {
+        p.to_path_buf()
+    } else if let Some(d) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
+        PathBuf::from(d).join("oci2bin")
+    } else {
+        let home = std::env::var_os("HOME").filter(|d| !d.is_empty()).context(
+            "no cache directory: set OCI2BIN_HOME, XDG_CACHE_HOME or HOME (or pass --cache-dir)",
+        )?;
+        PathBuf::from(home).join(".cache/oci2bin")
+    };
+    std::path::absolute(&home).with_context(|| format!("resolving {}", home.display()))
 }
 
 /// The host's static musl target.

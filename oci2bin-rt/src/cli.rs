@@ -138,19 +138,27 @@ impl ImageInfo {
     }
 }
 
+/// An option as clap names it in messages: `--env <KEY[=VALUE]>`, `--debug`.
+fn long_label(arg: &clap::Arg) -> String {
+    let mut label = arg.get_long().map(|l| format!("--{l}")).unwrap_or_default();
+    let takes_value = !matches!(
+        arg.get_action(),
+        clap::ArgAction::SetTrue | clap::ArgAction::SetFalse | clap::ArgAction::Count
+    );
+    for name in arg
+        .get_value_names()
+        .filter(|_| takes_value)
+        .into_iter()
+        .flatten()
+    {
+        label.push_str(&format!(" <{name}>"));
+    }
+    label
+}
+
 /// The left column of `--help` for `arg`: `-e, --env <KEY[=VALUE]>`, `    --debug`,
 /// `[COMMAND]...`.
 fn arg_label(arg: &clap::Arg) -> String {
-    let value = arg
-        .get_value_names()
-        .map(|names| {
-            names
-                .iter()
-                .map(|n| format!("<{n}>"))
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .unwrap_or_default();
     if arg.is_positional() {
         let name = arg
             .get_value_names()
@@ -159,18 +167,10 @@ fn arg_label(arg: &clap::Arg) -> String {
             .unwrap_or_else(|| arg.get_id().to_string().to_uppercase());
         return format!("[{name}]...");
     }
-    let short = arg.get_short().map(|c| format!("-{c}, "));
-    let long = arg.get_long().map(|l| format!("--{l}")).unwrap_or_default();
-    let takes_value = !matches!(
-        arg.get_action(),
-        clap::ArgAction::SetTrue | clap::ArgAction::SetFalse | clap::ArgAction::Count
-    );
-    let mut label = format!("{}{long}", short.as_deref().unwrap_or("    "));
-    if takes_value && !value.is_empty() {
-        label.push(' ');
-        label.push_str(&value);
+    match arg.get_short() {
+        Some(c) => format!("-{c}, {}", long_label(arg)),
+        None => format!("    {}", long_label(arg)),
     }
-    label
 }
 
 /// The `--help` text: what the image is, the usage line, every option (from the same clap
@@ -293,9 +293,8 @@ fn split_container_args(args: Vec<OsString>) -> Result<Vec<OsString>, UsageError
                     let label = Cli::command()
                         .get_arguments()
                         .find(|a| a.get_long() == long.strip_prefix("--"))
-                        .map(|a| arg_label(a).trim_start().to_string())
+                        .map(long_label)
                         .unwrap_or_else(|| long.to_string());
-                    let label = label.rsplit(", ").next().unwrap_or(&label).to_string();
                     return Err(UsageError(format!(
                         "a value is required for '{label}' but none was supplied"
                     )));
