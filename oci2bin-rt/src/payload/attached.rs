@@ -32,7 +32,7 @@ pub enum AttachedError {
         source: std::io::Error,
     },
     /// The file is shorter than the slot says: a partial copy or download.
-    #[error("{} is truncated: the image attached to it ends at byte {needed} but the file has {actual} bytes; copy or download the whole file again", path.display())]
+    #[error("{} is truncated: the image attached to it ends at byte {needed} but the file has {actual} bytes; copy or download the whole file again (tools that rewrite ELF files, such as strip, drop the image)", path.display())]
     Truncated {
         /// The executable file.
         path: PathBuf,
