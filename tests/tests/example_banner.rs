@@ -2,6 +2,7 @@
 //! runs it with oci2bin-rt after printing a banner: build it with plain cargo, as a user of the
 //! libraries would, and run it as an ordinary user.
 
+use oci2bin_tests::built::inspect_json;
 use oci2bin_tests::paths::{target_dir, workspace_root};
 use oci2bin_tests::{image_source, test_images, test_user, TestDir, UserCommand};
 use std::process::Command;
@@ -54,4 +55,12 @@ fn banner_example_embeds_and_runs() {
         stderr.contains("*** banner: docker.io/library/busybox:latest"),
         "no banner in: {stderr}"
     );
+    // inspect reads a linked payload as well as an attached one.
+    let info = inspect_json(&bin);
+    assert_eq!(info["payload_kind"], "linked", "{info}");
+    assert_eq!(
+        info["reference"], "docker.io/library/busybox:latest",
+        "{info}"
+    );
+    assert_eq!(info["compression"], "xz:6", "{info}");
 }

@@ -466,6 +466,7 @@ fn check_inspect(bin: &Path, layout: &Path, reference: &str) {
     assert_eq!(j["arch"], "x86_64", "{what}");
     assert_eq!(j["platform"], platform.as_str(), "{what}");
     assert_eq!(j["polyglot_valid"], true, "{what}: {}", j["polyglot"]);
+    assert_eq!(j["payload_kind"], "attached", "{what}");
     assert_eq!(j["source_manifest_digest"], entry["digest"], "{what}");
     assert_eq!(
         j["source"],
