@@ -1,8 +1,8 @@
 //! Running `cargo build` on the generated runtime crate.
 //!
 //! The target directory is shared by every image (under the oci2bin cache), so the runtime
-//! and its dependencies compile once per target and decoder. cargo's own output is kept quiet unless the
-//! build fails or `-v` is given.
+//! and its dependencies compile once per target and decoder. cargo's own output is kept quiet
+//! unless the build fails or `-v` is given.
 
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};

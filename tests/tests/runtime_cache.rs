@@ -288,6 +288,27 @@ fn corrupt_copy(bin: &Path, dir: &TestDir, index: usize) -> PathBuf {
     out
 }
 
+/// Runs the damaged copy `bad` of an executable (`echo ran`) as `user` with `cache`, and
+/// checks it refused (125), ran nothing and left nothing but locks; returns its stderr.
+fn refused(user: &TestUser, bad: &Path, cache: &Path, dir: &TestDir) -> String {
+    let out = run(user, bad, cache, dir.path(), &["/bin/sh", "-c", "echo ran"]);
+    assert_eq!(
+        out.status.code(),
+        Some(125),
+        "{}: {}",
+        bad.display(),
+        show(&out)
+    );
+    assert!(out.stdout.is_empty(), "the workload ran: {}", show(&out));
+    let state = CacheState::read(cache);
+    assert!(
+        state.only_locks(),
+        "{}: left in the cache: {state:?}",
+        bad.display()
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 #[test]
 #[ignore = "e2e: needs root and the test images; run with --include-ignored"]
 fn truncated_binary_says_so_and_runs_nothing() {
@@ -303,26 +324,14 @@ fn truncated_binary_says_so_and_runs_nothing() {
         fs::write(&bad, &bytes[..keep]).unwrap();
         fs::set_permissions(&bad, fs::Permissions::from_mode(0o755)).unwrap();
         let cache = dir.user_dir(&format!("cache-{i}"), &user);
-        let out = run(
-            &user,
-            &bad,
-            &cache,
-            dir.path(),
-            &["/bin/sh", "-c", "echo ran"],
-        );
-        assert_eq!(out.status.code(), Some(125), "{}", show(&out));
-        assert!(out.stdout.is_empty(), "the workload ran: {}", show(&out));
-        let stderr = String::from_utf8_lossy(&out.stderr);
+        let stderr = refused(&user, &bad, &cache, &dir);
         assert!(
             stderr.contains("truncated")
                 && stderr.contains(&*fs::canonicalize(&bad).unwrap().display().to_string())
                 && stderr.contains(&format!("ends at byte {}", bytes.len()))
                 && stderr.contains(&format!("has {keep} bytes")),
-            "{}",
-            show(&out)
+            "{stderr}"
         );
-        let state = CacheState::read(&cache);
-        assert!(state.only_locks(), "left in the cache: {state:?}");
     }
 }
 
@@ -344,33 +353,11 @@ fn corrupt_layer_is_refused_before_anything_runs() {
     {
         let bad = corrupt_copy(bin, &dir, index);
         let cache = dir.user_dir(&format!("cache-{i}"), &user);
-        let out = run(
-            &user,
-            &bad,
-            &cache,
-            dir.path(),
-            &["/bin/sh", "-c", "echo ran"],
-        );
-        assert_eq!(
-            out.status.code(),
-            Some(125),
-            "{}: {}",
-            bad.display(),
-            show(&out)
-        );
-        assert!(out.stdout.is_empty(), "the workload ran: {}", show(&out));
-        let stderr = String::from_utf8_lossy(&out.stderr);
+        let stderr = refused(&user, &bad, &cache, &dir);
         assert!(
             stderr.contains("corrupt") && stderr.contains(&format!("layer {}", index + 1)),
-            "the message does not name the corrupt layer {}: {}",
-            index + 1,
-            show(&out)
-        );
-        let state = CacheState::read(&cache);
-        assert!(
-            state.only_locks(),
-            "{}: left in the cache: {state:?}",
-            bad.display()
+            "the message does not name the corrupt layer {}: {stderr}",
+            index + 1
         );
         // The intact binary works with the same cache.
         let out = run(
