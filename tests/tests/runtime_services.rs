@@ -251,6 +251,28 @@ fn postgres_drops_root_with_a_subid_range() {
 
 #[test]
 #[ignore = "e2e: needs root and the test images; run with --include-ignored"]
+fn postgres_user_image_runs_with_a_subid_range() {
+    // `USER postgres` and a data directory the image gives to postgres: with many ids mapped
+    // the caller is still the workload's user (podman's keep-id), so the unpacked files, which
+    // the caller owns, are postgres's and initdb may take its directory.
+    let dir = TestDir::new("runtime_postgres_user_subids");
+    let user = test_user();
+    ensure_subids(&user);
+    let port = free_port();
+    let mut pg = Service::start(
+        "postgres-user",
+        &user,
+        &dir,
+        &["-e", &format!("PGPORT={port}")],
+        &[],
+    );
+    select_one(&mut pg, port);
+    assert_eq!(pg.server_host_uid(), user.uid);
+    pg.stop();
+}
+
+#[test]
+#[ignore = "e2e: needs root and the test images; run with --include-ignored"]
 fn postgres_user_image_runs_without_subids() {
     let dir = TestDir::new("runtime_postgres_user");
     let user = nosub_user();

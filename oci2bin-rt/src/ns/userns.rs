@@ -1,11 +1,14 @@
 //! Which host ids the container's ids map to, and writing those maps.
 //!
 //! With `newuidmap`/`newgidmap` and a subordinate range for the caller, the container gets
-//! many ids like rootless podman: container root is the caller, ids 1..N are the range, so an
-//! entrypoint may `chown` and drop to another user. Without them the caller is mapped to one
-//! id only: the image's user (so files it creates belong to it and programs that refuse to
-//! run as root still work) or root when the image runs as root. A caller that is host root
-//! gets the identity map of all ids.
+//! many ids like rootless podman, so an entrypoint may `chown` and drop to another user. The
+//! caller is the workload's own id: container root when the image starts as root (ids 1..N
+//! are then the range), or the image's user when it does not, as podman's `--userns=keep-id`
+//! does (the other ids, root included, are then the range). Either way the unpacked image,
+//! which the caller owns, belongs to the workload, so an image whose user writes to its own
+//! directories (postgres with `USER postgres`) runs as it does under docker. Without the
+//! helpers the caller is mapped to one id only, the workload's, the same way. A caller that
+//! is host root gets the identity map of all ids.
 
 use crate::ns::diagnose::diagnose;
 use crate::ns::error::ContainerError;
@@ -55,11 +58,12 @@ fn name_of_uid(passwd: &str, uid: u32) -> Option<String> {
 pub enum MappingKind {
     /// The caller becomes the single container id `IdMapPlan::target_*`.
     Single,
-    /// Container 0 is the caller; 1.. are the subordinate ranges, set by the setuid helpers.
+    /// The caller is the workload's container id (`IdMapPlan::target_*`); the other
+    /// container ids, from 0 up, are the subordinate ranges. Set by the setuid helpers.
     Subordinate {
-        /// Subordinate uid ranges, mapped from container uid 1 on.
+        /// Subordinate uid ranges, mapped to container uids from 0 up, skipping the workload's.
         uids: Vec<SubidRange>,
-        /// Subordinate gid ranges, mapped from container gid 1 on.
+        /// Subordinate gid ranges, mapped to container gids from 0 up, skipping the workload's.
         gids: Vec<SubidRange>,
         /// Path of `newuidmap`.
         newuidmap: PathBuf,
@@ -196,16 +200,14 @@ impl IdMapPlan {
                 self.host.uid, self.host.gid, self.target_uid, self.target_gid
             ),
             MappingKind::Subordinate { uids, gids, .. } => format!(
-                "user mapping: subordinate ids (container 0 is host {}:{}, 1..={} are host uids {}, \
-                 1..={} are host gids {}); workload runs as {}:{}",
+                "user mapping: subordinate ids (container {}:{}, the workload's, is host {}:{}; \
+                 the other container ids from 0 up are host uids {} and gids {})",
+                self.target_uid,
+                self.target_gid,
                 self.host.uid,
                 self.host.gid,
-                range_total(uids),
                 describe_ranges(uids),
-                range_total(gids),
                 describe_ranges(gids),
-                self.target_uid,
-                self.target_gid
             ),
             MappingKind::Identity => format!(
                 "user mapping: identity (caller is host root); workload runs as {}:{}",
@@ -230,13 +232,34 @@ fn describe_ranges(ranges: &[SubidRange]) -> String {
         .join(",")
 }
 
-/// The `newuidmap`/`newgidmap` arguments: `PID 0 HOST 1 1 START COUNT [NEXT START COUNT]...`.
-fn helper_args(pid: Pid, host_id: u32, ranges: &[SubidRange]) -> Vec<String> {
-    let mut args = vec![pid.to_string(), "0".into(), host_id.to_string(), "1".into()];
-    let mut next: u64 = 1;
+/// The `newuidmap`/`newgidmap` arguments: `PID OWNER HOST 1`, then the ranges laid over the
+/// container ids from 0 up, skipping `owner` (a range that straddles it is split).
+fn helper_args(pid: Pid, owner: u32, host_id: u32, ranges: &[SubidRange]) -> Vec<String> {
+    let mut args = vec![
+        pid.to_string(),
+        owner.to_string(),
+        host_id.to_string(),
+        "1".into(),
+    ];
+    let owner = u64::from(owner);
+    let mut next: u64 = 0;
     for r in ranges {
-        args.extend([next.to_string(), r.start.to_string(), r.count.to_string()]);
-        next += u64::from(r.count);
+        let (mut host, mut left) = (u64::from(r.start), u64::from(r.count));
+        while left > 0 {
+            if next == owner {
+                next += 1;
+                continue;
+            }
+            let n = if next < owner {
+                left.min(owner - next)
+            } else {
+                left
+            };
+            args.extend([next.to_string(), host.to_string(), n.to_string()]);
+            next += n;
+            host += n;
+            left -= n;
+        }
     }
     args
 }
@@ -315,8 +338,8 @@ pub fn write_maps(
             newuidmap,
             newgidmap,
         } => {
-            let uid_args = helper_args(pid, plan.host.uid, uids);
-            let gid_args = helper_args(pid, plan.host.gid, gids);
+            let uid_args = helper_args(pid, plan.target_uid, plan.host.uid, uids);
+            let gid_args = helper_args(pid, plan.target_gid, plan.host.gid, gids);
             let mut results = sys
                 .run_helpers(&[(newuidmap, &uid_args), (newgidmap, &gid_args)])
                 .into_iter()
@@ -463,6 +486,43 @@ mod tests {
                     args("77 0 1000 1 1 200000 65536")
                 ),
             ]
+        );
+    }
+
+    #[test]
+    fn a_non_root_workload_is_the_caller_and_the_ranges_go_around_it() {
+        let sys = RecordingSyscall::new();
+        let uids = vec![range(100000, 50), range(300000, 65536)];
+        let gids = vec![range(200000, 65536)];
+        let plan = choose_mapping(user(), 70, 5, uids, gids, helpers());
+        write_maps(
+            &sys,
+            Pid::from_raw(77),
+            &plan,
+            Path::new("/proc/sys"),
+            &quiet(),
+        )
+        .unwrap();
+        let args = |s: &str| s.split(' ').map(String::from).collect::<Vec<_>>();
+        // uids: 70 is the caller; 0..50 the first range; 50..70 and 71.. the second one.
+        assert_eq!(
+            sys.calls(),
+            vec![
+                Call::RunHelper(
+                    "/usr/bin/newuidmap".into(),
+                    args("77 70 1000 1 0 100000 50 50 300000 20 71 300020 65516")
+                ),
+                Call::RunHelper(
+                    "/usr/bin/newgidmap".into(),
+                    args("77 5 1000 1 0 200000 5 6 200005 65531")
+                ),
+            ]
+        );
+        assert!(
+            plan.describe()
+                .contains("container 70:5, the workload's, is host 1000:1000"),
+            "{}",
+            plan.describe()
         );
     }
 
