@@ -40,7 +40,7 @@ pub use net::{
     free_port, http_get, postgres_query, redis_command, redis_ping, wait_for_port, HttpResponse,
 };
 pub use process::ChildGuard;
-pub use run_as::UserCommand;
+pub use run_as::{assert_echo_hi, UserCommand};
 pub use shared_bin::shared_binary;
 pub use test_dir::TestDir;
 pub use timed::{output_within, user_output};

@@ -106,6 +106,31 @@ impl UserCommand {
     }
 }
 
+/// Runs `bin echo hi` as `user` in `dir`, with the cache `dir/<cache>` owned by `user`, and
+/// panics with the binary's stderr unless it printed `hi`: the smallest proof that an output
+/// runs rootless.
+pub fn assert_echo_hi(bin: &Path, user: &TestUser, dir: &crate::TestDir, cache: &str) {
+    let run = UserCommand::new(user, bin)
+        .args(["echo", "hi"])
+        .cache_dir(&dir.user_dir(cache, user))
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{} echo hi exited with {}:\n{}",
+        bin.display(),
+        run.status,
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&run.stdout),
+        "hi\n",
+        "{}",
+        bin.display()
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,8 +9,8 @@ use oci2bin_tests::oci_layout::{read_config, read_manifest};
 use oci2bin_tests::paths::e2e_dir;
 use oci2bin_tests::tools::run_ok;
 use oci2bin_tests::{
-    fixture_images, free_port, image_source, redis_command, redis_ping, test_images, test_user,
-    wait_for_port, TestDir, TestUser, TmpfsMount, UserCommand,
+    assert_echo_hi, fixture_images, free_port, image_source, redis_command, redis_ping,
+    test_images, test_user, wait_for_port, TestDir, TmpfsMount, UserCommand,
 };
 use serde_json::Value;
 use std::fs;
@@ -18,29 +18,6 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime};
-
-/// Runs `bin echo hi` as `user` in `dir` and checks it printed `hi`.
-fn assert_echo_hi(bin: &Path, user: &TestUser, dir: &TestDir, cache: &str) {
-    let run = UserCommand::new(user, bin)
-        .args(["echo", "hi"])
-        .cache_dir(&dir.user_dir(cache, user))
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "{} echo hi exited with {}:\n{}",
-        bin.display(),
-        run.status,
-        String::from_utf8_lossy(&run.stderr)
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&run.stdout),
-        "hi\n",
-        "{}",
-        bin.display()
-    );
-}
 
 /// Names in `dir` other than `keep`: a build must leave nothing else behind.
 fn stray_files(dir: &Path, keep: &[&str]) -> Vec<String> {

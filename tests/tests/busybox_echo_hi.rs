@@ -1,7 +1,7 @@
 //! The smallest end-to-end run: build the busybox test image into an executable and run
 //! `echo hi` with it as an ordinary user.
 
-use oci2bin_tests::{build_binary, image_source, test_images, test_user, TestDir, UserCommand};
+use oci2bin_tests::{assert_echo_hi, build_binary, image_source, test_images, test_user, TestDir};
 
 #[test]
 #[ignore = "e2e: needs root, mmdebstrap images; run with --include-ignored"]
@@ -16,19 +16,5 @@ fn busybox_echo_hi() {
         "cargo oci2bin failed:\n{}",
         String::from_utf8_lossy(&built.stderr)
     );
-    let cache = dir.user_dir("cache", &user);
-    let run = UserCommand::new(&user, &bin)
-        .args(["echo", "hi"])
-        .cache_dir(&cache)
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "{} echo hi exited with {}:\n{}",
-        bin.display(),
-        run.status,
-        String::from_utf8_lossy(&run.stderr)
-    );
-    assert_eq!(String::from_utf8_lossy(&run.stdout), "hi\n");
+    assert_echo_hi(&bin, &user, &dir, "cache");
 }

@@ -11,7 +11,8 @@ use oci2bin_tests::elf::{read_elf, EM_X86_64};
 use oci2bin_tests::oci_layout::{manifests_for_tag, read_config, read_manifest};
 use oci2bin_tests::tools::run_ok;
 use oci2bin_tests::{
-    image_source, shared_binary, test_images, test_user, TestDir, TestUser, UserCommand,
+    assert_echo_hi, image_source, shared_binary, test_images, test_user, TestDir, TestUser,
+    UserCommand,
 };
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -266,19 +267,7 @@ fn load_segments_keep_their_alignment_after_the_shift() {
     );
     // And the kernel runs both.
     for b in [&bin, &plain] {
-        let run = UserCommand::new(&user, b)
-            .args(["echo", "hi"])
-            .cache_dir(&dir.user_dir("cache", &user))
-            .current_dir(dir.path())
-            .output()
-            .unwrap();
-        assert_eq!(
-            stdout(&run),
-            "hi\n",
-            "{}: {}",
-            b.display(),
-            String::from_utf8_lossy(&run.stderr)
-        );
+        assert_echo_hi(b, &user, &dir, "cache");
     }
 }
 

@@ -4,8 +4,8 @@
 
 use oci2bin_tests::registry::Registry;
 use oci2bin_tests::{
-    build_binary, free_port, redis_ping, test_images, test_user, wait_for_port, TestDir,
-    UserCommand,
+    assert_echo_hi, build_binary, free_port, redis_ping, test_images, test_user, wait_for_port,
+    TestDir, UserCommand,
 };
 use std::time::Duration;
 
@@ -35,27 +35,10 @@ fn pull_build_and_run_busybox_and_redis() {
         log.contains("sha256:"),
         "the pinned digest is not printed:\n{log}"
     );
-    let cache = dir.user_dir("cache", &user);
-    let run = UserCommand::new(&user, &bb)
-        .args(["echo", "hi"])
-        .cache_dir(&cache)
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    assert_eq!(String::from_utf8_lossy(&run.stdout), "hi\n");
+    assert_echo_hi(&bb, &user, &dir, "cache");
 
     // The binary records where it came from.
-    let inspect = std::process::Command::new(oci2bin_tests::cargo_oci2bin())
-        .args(["oci2bin", "inspect", "--json"])
-        .arg(&bb)
-        .output()
-        .unwrap();
-    let report: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
+    let report = oci2bin_tests::built::inspect_json(&bb);
     assert_eq!(
         report["reference"],
         format!("{}/tools/busybox:latest", registry.host())
@@ -79,7 +62,7 @@ fn pull_build_and_run_busybox_and_redis() {
     let port = free_port();
     let mut server = UserCommand::new(&user, &rb)
         .args(["--port", &port.to_string()])
-        .cache_dir(&cache)
+        .cache_dir(&dir.user_dir("cache", &user))
         .current_dir(dir.path())
         .spawn(&dir.join("redis.log"))
         .unwrap();

@@ -249,19 +249,15 @@ fn postgres_drops_root_with_a_subid_range() {
     pg.stop();
 }
 
-#[test]
-#[ignore = "e2e: needs root and the test images; run with --include-ignored"]
-fn postgres_user_image_runs_with_a_subid_range() {
-    // `USER postgres` and a data directory the image gives to postgres: with many ids mapped
-    // the caller is still the workload's user (podman's keep-id), so the unpacked files, which
-    // the caller owns, are postgres's and initdb may take its directory.
-    let dir = TestDir::new("runtime_postgres_user_subids");
-    let user = test_user();
-    ensure_subids(&user);
+/// Runs the `USER postgres` image as `user` and checks `select 1`: whatever ids are mapped,
+/// the caller is the workload's user, so the postgres server runs as the caller's host uid
+/// and may take the data directory the image gives it.
+fn postgres_user_image_as(user: &TestUser, dir_name: &str) {
+    let dir = TestDir::new(dir_name);
     let port = free_port();
     let mut pg = Service::start(
         "postgres-user",
-        &user,
+        user,
         &dir,
         &["-e", &format!("PGPORT={port}")],
         &[],
@@ -273,19 +269,16 @@ fn postgres_user_image_runs_with_a_subid_range() {
 
 #[test]
 #[ignore = "e2e: needs root and the test images; run with --include-ignored"]
+fn postgres_user_image_runs_with_a_subid_range() {
+    // With many ids mapped (podman's keep-id).
+    let user = test_user();
+    ensure_subids(&user);
+    postgres_user_image_as(&user, "runtime_postgres_user_subids");
+}
+
+#[test]
+#[ignore = "e2e: needs root and the test images; run with --include-ignored"]
 fn postgres_user_image_runs_without_subids() {
-    let dir = TestDir::new("runtime_postgres_user");
-    let user = nosub_user();
-    let port = free_port();
-    let mut pg = Service::start(
-        "postgres-user",
-        &user,
-        &dir,
-        &["-e", &format!("PGPORT={port}")],
-        &[],
-    );
-    select_one(&mut pg, port);
-    // One id is mapped: the caller is the image's postgres user.
-    assert_eq!(pg.server_host_uid(), user.uid);
-    pg.stop();
+    // One id mapped.
+    postgres_user_image_as(&nosub_user(), "runtime_postgres_user");
 }
