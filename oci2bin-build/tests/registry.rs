@@ -7,6 +7,8 @@
 //! --include-ignored`.
 #![cfg(feature = "registry")]
 
+mod common;
+use common::{gzip, layer_tar};
 use oci2bin_build::{BuildError, Builder};
 use oci2bin_rt::oci::Digest;
 use oci2bin_rt::payload::Payload;
@@ -217,24 +219,6 @@ impl Proxy {
     fn clear(&self) {
         std::fs::write(&self.log, "").unwrap();
     }
-}
-
-fn layer_tar(files: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut b = tar::Builder::new(Vec::new());
-    for (name, data) in files {
-        let mut h = tar::Header::new_ustar();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        h.set_cksum();
-        b.append_data(&mut h, name, *data).unwrap();
-    }
-    b.into_inner().unwrap()
-}
-
-fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    e.write_all(data).unwrap();
-    e.finish().unwrap()
 }
 
 /// Bytes that do not compress, so a layer is as large on the wire as it is.

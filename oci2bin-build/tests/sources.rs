@@ -2,30 +2,14 @@
 //! build side reads, verifies, recompresses and writes them, and refuses every kind of damage
 //! with an error naming the problem.
 
+mod common;
+use common::{gzip, layer_tar};
 use oci2bin_build::{Builder, CompressSpec};
 use oci2bin_rt::oci::{Compression, Digest};
 use oci2bin_rt::payload::Payload;
 use serde_json::json;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::Path;
-
-fn layer_tar(files: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut b = tar::Builder::new(Vec::new());
-    for (name, data) in files {
-        let mut h = tar::Header::new_ustar();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        h.set_cksum();
-        b.append_data(&mut h, name, *data).unwrap();
-    }
-    b.into_inner().unwrap()
-}
-
-fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    e.write_all(data).unwrap();
-    e.finish().unwrap()
-}
 
 fn put_blob(dir: &Path, bytes: &[u8]) -> Digest {
     let d = Digest::of(bytes);
