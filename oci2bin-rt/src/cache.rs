@@ -280,10 +280,10 @@ impl<'a> ReleasingReader<'a> {
         if !self.enabled {
             return;
         }
-        const PAGE: usize = 4096;
+        let page = crate::payload::attached::page_size();
         let base = self.bytes.as_ptr() as usize;
-        let start = (base + self.released).next_multiple_of(PAGE);
-        let end = (base + self.pos) / PAGE * PAGE;
+        let start = (base + self.released).next_multiple_of(page);
+        let end = (base + self.pos) / page * page;
         if end > start {
             // SAFETY: [start, end) lies inside `bytes`, a read-only file-backed mapping of the
             // executable; MADV_DONTNEED only drops our copies of its pages, and a later read

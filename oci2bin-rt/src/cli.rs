@@ -141,16 +141,8 @@ impl ImageInfo {
 /// An option as clap names it in messages: `--env <KEY[=VALUE]>`, `--debug`.
 fn long_label(arg: &clap::Arg) -> String {
     let mut label = arg.get_long().map(|l| format!("--{l}")).unwrap_or_default();
-    let takes_value = !matches!(
-        arg.get_action(),
-        clap::ArgAction::SetTrue | clap::ArgAction::SetFalse | clap::ArgAction::Count
-    );
-    for name in arg
-        .get_value_names()
-        .filter(|_| takes_value)
-        .into_iter()
-        .flatten()
-    {
+    let value_names = arg.get_value_names().filter(|_| takes_value(arg));
+    for name in value_names.into_iter().flatten() {
         label.push_str(&format!(" <{name}>"));
     }
     label
@@ -225,40 +217,45 @@ pub enum Invocation {
     Print(String),
 }
 
-/// Options that take a value, in their separate-argument spellings.
-const VALUE_OPTIONS: &[&str] = &[
-    "--entrypoint",
-    "-e",
-    "--env",
-    "--env-file",
-    "-w",
-    "--workdir",
-    "-u",
-    "--user",
-];
-/// Options without a value.
-const FLAG_OPTIONS: &[&str] = &["--debug", "--version", "-h", "--help"];
+/// Whether `arg` takes a value (as opposed to a flag).
+fn takes_value(arg: &clap::Arg) -> bool {
+    !matches!(
+        arg.get_action(),
+        clap::ArgAction::SetTrue | clap::ArgAction::SetFalse | clap::ArgAction::Count
+    )
+}
 
-/// Whether `arg` is one of our options (and so does not start the container's arguments).
-fn is_ours(arg: &str) -> bool {
-    if FLAG_OPTIONS.contains(&arg) || VALUE_OPTIONS.contains(&arg) {
-        return true;
-    }
-    // --env=X, --workdir=X, ... and the attached short forms -eA=1, -w/dir, -u1000.
-    VALUE_OPTIONS.iter().any(|o| {
-        if o.starts_with("--") {
-            arg.strip_prefix(o)
-                .is_some_and(|rest| rest.starts_with('='))
-        } else {
-            arg.len() > 2 && arg.starts_with(o)
-        }
-    })
+/// The option of `cmd` that `word` is (`--env`, `-e`) or starts with its value attached
+/// (`--env=X`, `-eX`), and whether the value is attached.
+fn our_option<'c>(cmd: &'c clap::Command, word: &str) -> Option<(&'c clap::Arg, bool)> {
+    cmd.get_arguments()
+        .filter(|a| !a.is_positional())
+        .find_map(|a| {
+            let long = a
+                .get_long()
+                .and_then(|l| word.strip_prefix("--")?.strip_prefix(l));
+            if let Some(rest) = long {
+                return match rest {
+                    "" => Some((a, false)),
+                    _ => (rest.starts_with('=') && takes_value(a)).then_some((a, true)),
+                };
+            }
+            let rest = word.strip_prefix('-')?.strip_prefix(a.get_short()?)?;
+            match rest {
+                "" => Some((a, false)),
+                // -eA=1, -w/dir, -u1000
+                _ => takes_value(a).then_some((a, true)),
+            }
+        })
 }
 
 /// Splits the arguments where the container's start: at `--`, at the first non-option, or
-/// at the first option that is not ours, and puts a `--` there for clap. An option that
-/// needs a value and is last is an error.
-fn split_container_args(args: Vec<OsString>) -> Result<Vec<OsString>, UsageError> {
+/// at the first option that is not one of `cmd`'s, and puts a `--` there for clap. An option
+/// that needs a value and is last is an error.
+fn split_container_args(
+    cmd: &clap::Command,
+    args: Vec<OsString>,
+) -> Result<Vec<OsString>, UsageError> {
     let mut out = Vec::with_capacity(args.len() + 1);
     let mut it = args.into_iter();
     if let Some(program) = it.next() {
@@ -270,64 +267,53 @@ fn split_container_args(args: Vec<OsString>) -> Result<Vec<OsString>, UsageError
             out.push(arg);
             break;
         }
-        if !is_ours(text) {
+        let Some((option, attached)) = our_option(cmd, text) else {
             out.push("--".into());
             out.push(arg);
             break;
-        }
-        if VALUE_OPTIONS.contains(&text) {
-            // Hand clap `--long=VALUE`, so a value that starts with `-` stays a value.
-            let long = match text {
-                "-e" => "--env",
-                "-w" => "--workdir",
-                "-u" => "--user",
-                other => other,
-            };
-            match it.next() {
-                Some(v) => {
-                    let mut joined = OsString::from(format!("{long}="));
-                    joined.push(v);
-                    out.push(joined);
-                }
-                None => {
-                    let label = Cli::command()
-                        .get_arguments()
-                        .find(|a| a.get_long() == long.strip_prefix("--"))
-                        .map(long_label)
-                        .unwrap_or_else(|| long.to_string());
-                    return Err(UsageError(format!(
-                        "a value is required for '{label}' but none was supplied"
-                    )));
-                }
-            }
-        } else {
+        };
+        if attached || !takes_value(option) {
             out.push(arg);
+            continue;
         }
+        // Hand clap `--long=VALUE`, so a value that starts with `-` stays a value.
+        let Some(value) = it.next() else {
+            return Err(UsageError(format!(
+                "a value is required for '{}' but none was supplied",
+                long_label(option)
+            )));
+        };
+        let long = option.get_long().unwrap_or_default();
+        let mut joined = OsString::from(format!("--{long}="));
+        joined.push(value);
+        out.push(joined);
     }
     out.extend(it);
     Ok(out)
 }
 
 /// Parses the command line (`args[0]` is the executable).
+///
+/// `image` describes the embedded image for `--help` and `--version`; it is only called for
+/// those, so an ordinary start does not pay for it.
 pub fn parse(
     program: &str,
-    image: &ImageInfo,
+    image: &dyn Fn() -> ImageInfo,
     args: impl IntoIterator<Item = OsString>,
 ) -> Result<Invocation, UsageError> {
-    let args = split_container_args(args.into_iter().collect())?;
+    let mut cmd = Cli::command();
+    let args = split_container_args(&cmd, args.into_iter().collect())?;
     // Left: invalid UTF-8 in an option's value.
     let clap_error = |e: clap::Error| UsageError(format!("{}", e.kind()));
-    let matches = Cli::command()
-        .try_get_matches_from(args)
-        .map_err(clap_error)?;
+    let matches = cmd.try_get_matches_from_mut(args).map_err(clap_error)?;
     let cli = Cli::from_arg_matches(&matches).map_err(clap_error)?;
     if cli.help {
-        return Ok(Invocation::Print(help_text(program, image)));
+        return Ok(Invocation::Print(help_text(program, &image())));
     }
     if cli.version {
         return Ok(Invocation::Print(format!(
             "{}\n",
-            image.version_text(program)
+            image().version_text(program)
         )));
     }
     Ok(Invocation::Run(cli))
@@ -351,7 +337,7 @@ mod tests {
         let args = std::iter::once("busybox_latest")
             .chain(args.iter().copied())
             .map(OsString::from);
-        match parse("busybox_latest", &image(), args).unwrap() {
+        match parse("busybox_latest", &image, args).unwrap() {
             Invocation::Run(cli) => cli,
             other => panic!("unexpected {other:?}"),
         }
@@ -409,7 +395,7 @@ mod tests {
     #[test]
     fn help_and_version_describe_the_image() {
         let args = os(&["busybox_latest", "--help"]);
-        let Invocation::Print(help) = parse("busybox_latest", &image(), args).unwrap() else {
+        let Invocation::Print(help) = parse("busybox_latest", &image, args).unwrap() else {
             panic!("help expected")
         };
         assert!(help.contains("docker.io/library/busybox:latest"), "{help}");
@@ -417,7 +403,7 @@ mod tests {
         assert!(help.contains("linux/amd64"), "{help}");
         assert!(help.contains("Usage: busybox_latest [OPTIONS]"), "{help}");
         let args = os(&["busybox_latest", "--version"]);
-        let Invocation::Print(version) = parse("busybox_latest", &image(), args).unwrap() else {
+        let Invocation::Print(version) = parse("busybox_latest", &image, args).unwrap() else {
             panic!("version expected")
         };
         assert!(
@@ -453,7 +439,7 @@ mod tests {
             ("-e", "--env <KEY[=VALUE]>"),
         ] {
             let args = os(&["busybox_latest", "--debug", arg]);
-            let err = parse("busybox_latest", &image(), args).unwrap_err();
+            let err = parse("busybox_latest", &image, args).unwrap_err();
             assert_eq!(
                 err.to_string(),
                 format!("error: a value is required for '{label}' but none was supplied\n\nFor more information, try '--help'.\n")
@@ -491,7 +477,7 @@ Image:
         assert_eq!(help_text("bb", &image()), expected);
         let args = os(&["bb", "-e", "A=1", "-h"]);
         assert_eq!(
-            parse("bb", &image(), args).unwrap(),
+            parse("bb", &image, args).unwrap(),
             Invocation::Print(expected.into())
         );
     }

@@ -38,8 +38,9 @@ pub fn decoder<'a, R: BufRead + 'a>(
             return Err(io::Error::new(
                 io::ErrorKind::Unsupported,
                 format!(
-                "this binary was built without the {other} decoder (oci2bin-rt feature {other:?})"
-            ),
+                    "this binary was built without the {other} decoder (oci2bin-rt feature \"{}\")",
+                    other.name()
+                ),
             ))
         }
     })

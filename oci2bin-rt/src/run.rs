@@ -102,8 +102,7 @@ fn run_payload(
     mapped_file: bool,
 ) -> Result<i32, RunError> {
     let payload = Payload::parse(payload)?;
-    let image = ImageInfo::from_payload(&payload);
-    let cli = match cli::parse(program, &image, args) {
+    let cli = match cli::parse(program, &|| ImageInfo::from_payload(&payload), args) {
         Ok(Invocation::Print(text)) => {
             print!("{text}");
             return Ok(0);

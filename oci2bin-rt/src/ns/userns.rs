@@ -31,26 +31,34 @@ pub struct HostUser {
 }
 
 impl HostUser {
-    /// The calling user, named from the host's `/etc/passwd` (read directly: a static binary
-    /// has no NSS, and the subuid files only ever use local names or numbers).
+    /// The calling user's ids; the name is looked up only when it is needed (see
+    /// [`HostUser::named`]).
     pub fn current() -> Self {
         let uid = nix::unistd::geteuid().as_raw();
         let gid = nix::unistd::getegid().as_raw();
-        let name = std::fs::read_to_string("/etc/passwd")
+        Self {
+            uid,
+            gid,
+            name: None,
+        }
+    }
+
+    /// The same user, named from the host's `/etc/passwd` (read directly: a static binary
+    /// has no NSS, and the subuid files only ever use local names or numbers).
+    pub fn named(mut self) -> Self {
+        self.name = std::fs::read_to_string("/etc/passwd")
             .ok()
-            .and_then(|passwd| name_of_uid(&passwd, uid));
-        Self { uid, gid, name }
+            .and_then(|passwd| name_of_uid(&passwd, self.uid));
+        self
     }
 }
 
 /// The login name of `uid` in a passwd file's contents.
 fn name_of_uid(passwd: &str, uid: u32) -> Option<String> {
-    passwd.lines().find_map(|line| {
-        let mut fields = line.split(':');
-        let name = fields.next()?;
-        let id = fields.nth(1)?.parse::<u32>().ok()?;
-        (id == uid && !name.is_empty()).then(|| name.to_string())
-    })
+    crate::process::user::parse_passwd(passwd)
+        .into_iter()
+        .find(|e| e.uid == uid)
+        .map(|e| e.name)
 }
 
 /// How container ids are mapped to host ids.
@@ -173,12 +181,14 @@ fn find_helper(name: &str) -> Option<PathBuf> {
 /// Chooses the mapping for the calling user on this host: reads `/etc/subuid`,
 /// `/etc/subgid` and looks for the helpers in `PATH`.
 pub fn detect_mapping(target_uid: u32, target_gid: u32) -> IdMapPlan {
-    let host = HostUser::current();
+    let mut host = HostUser::current();
     if host.uid == 0 {
         return choose_mapping(host, target_uid, target_gid, vec![], vec![], None);
     }
     let helpers = find_helper("newuidmap").zip(find_helper("newgidmap"));
     let (uids, gids) = if helpers.is_some() {
+        // subuid lines name the user or its uid: only now is the name worth reading.
+        host = host.named();
         let name = host.name.as_deref();
         (
             read_ranges(Path::new("/etc/subuid"), name, host.uid),

@@ -61,9 +61,11 @@ impl Digest {
     }
 
     fn from_raw(raw: &[u8]) -> Self {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
         let mut hex = String::with_capacity(64);
         for b in raw {
-            hex.push_str(&format!("{b:02x}"));
+            hex.push(DIGITS[usize::from(b >> 4)] as char);
+            hex.push(DIGITS[usize::from(b & 0xf)] as char);
         }
         Digest { hex }
     }

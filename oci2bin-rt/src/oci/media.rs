@@ -57,7 +57,7 @@ impl Compression {
             Compression::Zstd
         } else if mt.ends_with("+xz") {
             Compression::Xz
-        } else if mt.ends_with(".tar") || mt.ends_with("diff.tar") {
+        } else if mt.ends_with(".tar") {
             Compression::None
         } else {
             return Err(MediaTypeError(mt.to_string()));

@@ -51,6 +51,15 @@ pub enum AttachedError {
     },
 }
 
+/// The system's page size: the unit of `mmap` offsets and of `madvise`, 4 KiB on x86_64 but
+/// 16 or 64 KiB on many arm64 and ppc64le kernels.
+pub fn page_size() -> usize {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+        .ok()
+        .flatten()
+        .map_or(4096, |p| p as usize)
+}
+
 /// The slot as it is in this process's memory (and so in its file).
 pub fn slot() -> Slot {
     // SAFETY: reading a static we own; volatile so the patched file bytes are what is read.
@@ -63,8 +72,7 @@ pub fn slot() -> Slot {
 fn open_self() -> Result<(File, PathBuf), AttachedError> {
     let proc_exe = PathBuf::from("/proc/self/exe");
     let err = match File::open(&proc_exe) {
-        // Name the real file in messages.
-        Ok(f) => return Ok((f, std::fs::read_link(&proc_exe).unwrap_or(proc_exe))),
+        Ok(f) => return Ok((f, proc_exe)),
         Err(e) => e,
     };
     if err.kind() != std::io::ErrorKind::NotFound {
@@ -91,28 +99,31 @@ fn open_self() -> Result<(File, PathBuf), AttachedError> {
     }
 }
 
+/// `path` as messages should name it: the real file behind `/proc/self/exe`. Resolved only
+/// for a message, so a good start does not pay for the `readlink`.
+fn real_path(path: PathBuf) -> PathBuf {
+    std::fs::read_link(&path).unwrap_or(path)
+}
+
 /// Maps `slot`'s range of `file` and leaks the mapping.
 fn map(file: &File, path: PathBuf, slot: Slot) -> Result<&'static [u8], AttachedError> {
     let actual = file
         .metadata()
         .map_err(|source| AttachedError::Open {
-            path: path.clone(),
+            path: real_path(path.clone()),
             source,
         })?
         .len();
     let needed = slot.offset.saturating_add(slot.len);
     if needed > actual {
         return Err(AttachedError::Truncated {
-            path,
+            path: real_path(path),
             needed,
             actual,
         });
     }
     // mmap offsets must be page-aligned: map from the page holding the first byte.
-    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
-        .ok()
-        .flatten()
-        .unwrap_or(4096) as u64;
+    let page = page_size() as u64;
     let start = slot.offset - slot.offset % page;
     let skip = (slot.offset - start) as usize;
     let len = NonZeroUsize::new(skip + slot.len as usize).expect("attached payloads are not empty");
@@ -129,7 +140,10 @@ fn map(file: &File, path: PathBuf, slot: Slot) -> Result<&'static [u8], Attached
             start as libc::off_t,
         )
     }
-    .map_err(|source| AttachedError::Map { path, source })?;
+    .map_err(|source| AttachedError::Map {
+        path: real_path(path),
+        source,
+    })?;
     // SAFETY: the mapping is `skip + slot.len` bytes long and lives forever.
     Ok(unsafe {
         std::slice::from_raw_parts((ptr.as_ptr() as *const u8).add(skip), slot.len as usize)

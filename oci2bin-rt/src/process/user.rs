@@ -6,9 +6,9 @@
 
 /// One `/etc/passwd` line.
 #[derive(Clone, Debug, PartialEq, Eq)]
-struct PasswdEntry {
-    name: String,
-    uid: u32,
+pub(crate) struct PasswdEntry {
+    pub(crate) name: String,
+    pub(crate) uid: u32,
     gid: u32,
     home: String,
 }
@@ -22,7 +22,7 @@ struct GroupEntry {
 }
 
 /// Parses the well-formed lines of a passwd file (others are skipped, like libc does).
-fn parse_passwd(contents: &str) -> Vec<PasswdEntry> {
+pub(crate) fn parse_passwd(contents: &str) -> Vec<PasswdEntry> {
     contents
         .lines()
         .filter_map(|line| {
