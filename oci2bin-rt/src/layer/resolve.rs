@@ -93,7 +93,8 @@ pub(crate) enum WalkEvent {
 /// symlinks as if `root` were `/`. `..` cannot climb above the root.
 ///
 /// Uses `openat2(RESOLVE_IN_ROOT)` and falls back to the user-space walk on kernels without
-/// it. `O_NOFOLLOW` in `flags` applies to the last component only, as with `open(2)`.
+/// it. `O_NOFOLLOW` in `flags` applies to the last component only, as with `open(2)`. A file
+/// that `O_CREAT` creates gets mode 0644 (less the umask), as `creat` from a shell would.
 pub fn open_in_root<Fd: AsFd>(root: Fd, path: &Path, flags: OFlag) -> std::io::Result<OwnedFd> {
     open_in_root_with(root.as_fd(), path, flags, ResolveMode::Openat2)
 }
@@ -138,6 +139,16 @@ fn relative(path: &Path) -> &Path {
     }
 }
 
+/// The mode for a file that `flags` may create: 0644 with `O_CREAT` (a zero mode would make
+/// it unreadable to every user but root), else none.
+fn create_mode(flags: OFlag) -> Mode {
+    if flags.contains(OFlag::O_CREAT) {
+        Mode::from_bits_truncate(0o644)
+    } else {
+        Mode::empty()
+    }
+}
+
 /// One `openat2(RESOLVE_IN_ROOT)`, retried while the kernel reports a concurrent rename.
 fn openat2_in_root(root: BorrowedFd<'_>, path: &Path, flags: OFlag) -> nix::Result<OwnedFd> {
     let rel = relative(path);
@@ -145,7 +156,7 @@ fn openat2_in_root(root: BorrowedFd<'_>, path: &Path, flags: OFlag) -> nix::Resu
     loop {
         let how = OpenHow::new()
             .flags(flags | OFlag::O_CLOEXEC)
-            .mode(Mode::empty())
+            .mode(create_mode(flags))
             .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
         match nix::fcntl::openat2(root, rel, how) {
             Err(Errno::EAGAIN) if tries < EAGAIN_RETRIES => tries += 1,
@@ -346,7 +357,7 @@ fn walk(
                 at,
                 name.as_os_str(),
                 flags | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-                Mode::empty(),
+                create_mode(flags),
             );
         }
         let next = openat(at, name.as_os_str(), dir_flags, Mode::empty())?;

@@ -343,6 +343,7 @@ fn fd_path<Fd: AsFd>(fd: Fd) -> nix::Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn resolve_dir_in_root_stays_inside_and_creates() {
@@ -391,6 +392,12 @@ mod tests {
             std::fs::read(root.path().join("run/hosts")).unwrap(),
             b"h\n"
         );
+        // Created through the link: readable by the workload's user, whoever it is.
+        let mode = std::fs::metadata(root.path().join("run/hosts"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o444, 0o444, "mode {mode:o}");
         sys.write_in_root(root.path(), Path::new("/etc/resolv.conf"), b"r\n")
             .unwrap();
         let meta = std::fs::symlink_metadata(etc.join("resolv.conf")).unwrap();
