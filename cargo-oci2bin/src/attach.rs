@@ -4,7 +4,7 @@
 //!
 //! Nothing is linked per image: the runtime is compiled and linked once per target and codec,
 //! and attaching costs about what copying the payload costs (blobs are copied by the kernel,
-//! see `PayloadPlan::write_to_file`), whatever the image's size, in constant memory.
+//! see `PayloadPlan::write_to`), whatever the image's size, in constant memory.
 
 use crate::elf::{elf_layout, ElfLayout, PayloadKind};
 use anyhow::{ensure, Context, Result};
@@ -99,7 +99,7 @@ pub fn attach(
     let (layout, plan) = plan(runtime, payload.len(), polyglot)?;
     reserve(out, plan.payload_offset + plan.payload_len)?;
     out.write_all(&head(runtime, &layout, &plan))?;
-    payload.write_to_file(out)?;
+    payload.write_to(out)?;
     let end = out.stream_position()?;
     ensure!(
         end == plan.payload_offset + plan.payload_len,
@@ -148,7 +148,7 @@ pub fn check(path: &std::path::Path, plan: &Plan, polyglot: bool) -> Result<()> 
         .context("the file is shorter than its payload")?;
     oci2bin_rt::payload::Payload::parse(payload).context("its payload does not parse")?;
     if polyglot {
-        let check = crate::polyglot::verify(&data)?;
+        let check = crate::polyglot::verify(&data, &layout);
         ensure!(check.valid(), "it is not a valid polyglot: {check:?}");
     }
     Ok(())
@@ -233,7 +233,7 @@ mod tests {
                 after.slot_offset,
                 Some(layout.slot_offset.unwrap() + plan.shift)
             );
-            let check = verify(&file).unwrap();
+            let check = verify(&file, &after);
             assert_eq!(check.valid(), polyglot, "{check:?}");
             // A second attach is refused.
             assert!(super::plan(&file, 1, polyglot).is_err());

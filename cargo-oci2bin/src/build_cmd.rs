@@ -5,6 +5,7 @@ use crate::cli::{BuildArgs, RegistryArgs};
 use crate::progress::Mode;
 use crate::pull_progress::PullProgress;
 use anyhow::{bail, Context, Result};
+use oci2bin_build::cache::write_atomic;
 use oci2bin_build::{Builder, CompressSpec, Event, ImageSource};
 use oci2bin_rt::oci::{Digest, Platform};
 use std::io::Read;
@@ -135,17 +136,8 @@ fn runtime(
         .with_context(|| format!("reading the runtime {}", built.display()))?;
     let dir = kept.parent().expect("has a parent");
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    for (path, content) in [
-        (&kept, bytes.clone()),
-        (&kept_digest, Digest::of(&bytes).to_string().into_bytes()),
-    ] {
-        let tmp = tempfile::NamedTempFile::new_in(dir)
-            .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
-        std::fs::write(tmp.path(), content)
-            .with_context(|| format!("writing {}", tmp.path().display()))?;
-        tmp.persist(path)
-            .with_context(|| format!("writing {}", path.display()))?;
-    }
+    write_atomic(dir, &kept, &bytes)?;
+    write_atomic(dir, &kept_digest, Digest::of(&bytes).to_string().as_bytes())?;
     Ok(bytes)
 }
 

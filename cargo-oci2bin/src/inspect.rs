@@ -91,7 +91,7 @@ fn report(path: &Path) -> Result<Report> {
         })?;
     let payload = Payload::parse(&data[start..end])
         .with_context(|| format!("reading the payload of {}", path.display()))?;
-    let polyglot = verify(&data)?;
+    let polyglot = verify(&data, &layout);
     let cfg = payload.config.config().clone().unwrap_or_default();
     let m = &payload.metadata;
     Ok(Report {

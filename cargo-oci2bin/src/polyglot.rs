@@ -11,8 +11,7 @@
 //! end-of-archive. The runtime finds its payload through the slot (or a linked symbol), never
 //! through these offsets.
 
-use crate::elf::elf_layout;
-use anyhow::Result;
+use crate::elf::ElfLayout;
 
 fn octal(field: &mut [u8], value: u64) {
     let s = format!("{:0width$o}\0", value, width = field.len() - 1);
@@ -80,9 +79,8 @@ impl PolyglotCheck {
     }
 }
 
-/// Checks `data` (a whole file) as a polyglot.
-pub fn verify(data: &[u8]) -> Result<PolyglotCheck> {
-    let layout = elf_layout(data)?;
+/// Checks `data` (a whole file, whose ELF `layout` the caller has read) as a polyglot.
+pub fn verify(data: &[u8], layout: &ElfLayout) -> PolyglotCheck {
     let tar_header = is_polyglot(data);
     let mut check = PolyglotCheck {
         tar_header,
@@ -100,7 +98,7 @@ pub fn verify(data: &[u8]) -> Result<PolyglotCheck> {
         check.first_entry_reaches_payload =
             size.map(|s| 512 + s.div_ceil(512) * 512) == Some(layout.payload_offset);
     }
-    Ok(check)
+    check
 }
 
 #[cfg(test)]

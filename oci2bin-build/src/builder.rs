@@ -275,11 +275,19 @@ impl Builder {
     }
 
     /// Writes the payload as a plain tar file (what the binary would embed): for tests and
-    /// for inspecting a payload without linking.
+    /// for inspecting a payload without linking. Written beside `out` and renamed, so a
+    /// failure leaves no partial tar behind.
     pub fn write_payload(&self, target: &str, out: &Path) -> Result<Embedded> {
         let (image, layers, plan) = self.plan_for(target)?;
-        let mut file = std::fs::File::create(out).map_err(BuildError::io("creating", out))?;
-        plan.write_to_file(&mut file)?;
+        let dir = out
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let mut tmp = tempfile::NamedTempFile::new_in(dir)
+            .map_err(BuildError::io("creating a temporary file in", dir))?;
+        plan.write_to(tmp.as_file_mut())?;
+        tmp.persist(out)
+            .map_err(|e| BuildError::io("renaming into", out)(e.error))?;
         Ok(Embedded {
             image,
             layers,

@@ -108,15 +108,21 @@ impl BuildCache {
     pub fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<()> {
         let dir = path.parent().unwrap_or(&self.root);
         std::fs::create_dir_all(dir).map_err(BuildError::io("creating", dir))?;
-        let tmp = tempfile::NamedTempFile::new_in(self.tmp_dir()).map_err(BuildError::io(
-            "creating a temporary file in",
-            self.tmp_dir(),
-        ))?;
-        std::fs::write(tmp.path(), bytes).map_err(BuildError::io("writing", tmp.path()))?;
-        tmp.persist(path)
-            .map_err(|e| BuildError::io("renaming into", path)(e.error))?;
-        Ok(())
+        write_atomic(&self.tmp_dir(), path, bytes)
     }
+}
+
+/// Writes `bytes` to `dest` through a temporary file in `tmp_dir` (on the same file system)
+/// renamed into place, so `dest` is never seen half-written.
+pub fn write_atomic(tmp_dir: &Path, dest: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let mut tmp = tempfile::NamedTempFile::new_in(tmp_dir)
+        .map_err(BuildError::io("creating a temporary file in", tmp_dir))?;
+    tmp.write_all(bytes)
+        .map_err(BuildError::io("writing", tmp.path()))?;
+    tmp.persist(dest)
+        .map_err(|e| BuildError::io("renaming into", dest)(e.error))?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@
 //! linked into the binary, where `oci2bin-rt` finds it.
 //!
 //! `cargo oci2bin` uses the same steps but, instead of linking the payload, appends it to a
-//! runtime built once per target ([`payload::PayloadPlan::write_to_file`]), which makes a new
+//! runtime built once per target ([`payload::PayloadPlan::write_to`]), which makes a new
 //! image cost a file copy rather than a relink.
 //!
 //! ```no_run

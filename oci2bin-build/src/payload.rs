@@ -195,18 +195,10 @@ impl PayloadPlan {
 
     /// Writes the tar to `out`. Each layer blob is checked on the way: against its digest,
     /// or, when the cache file still matches the [`Stamp`] taken when it was verified, by that
-    /// stamp alone (the cache is trusted only as far as it provably has not changed).
-    pub fn write_to(&self, out: &mut dyn Write) -> Result<()> {
-        self.write_generic(out)
-    }
-
-    /// [`PayloadPlan::write_to`] into a file: blobs whose stamps match are copied by the
-    /// kernel (`copy_file_range`), so writing a payload costs what copying it costs.
-    pub fn write_to_file(&self, out: &mut std::fs::File) -> Result<()> {
-        self.write_generic(out)
-    }
-
-    fn write_generic<W: Write + ?Sized>(&self, out: &mut W) -> Result<()> {
+    /// stamp alone (the cache is trusted only as far as it provably has not changed). Into a
+    /// `File`, such blobs are copied by the kernel (`copy_file_range`), so writing a payload
+    /// costs what copying it costs.
+    pub fn write_to<W: Write + ?Sized>(&self, out: &mut W) -> Result<()> {
         let zeros = [0u8; 1024];
         let werr = |e: io::Error| BuildError::io("writing the payload to", "the output")(e);
         for e in &self.entries {
