@@ -28,6 +28,16 @@ pub fn home(explicit: Option<&Path>) -> Result<PathBuf> {
     std::path::absolute(&home).with_context(|| format!("resolving {}", home.display()))
 }
 
+/// The build cache: `HOME/build` under an oci2bin home given with `--cache-dir` or
+/// `OCI2BIN_HOME`, else the library's default (`OCI2BIN_BUILD_CACHE`, else the same
+/// `~/.cache/oci2bin/build`), so `cargo oci2bin` fills the cache a build script reads.
+pub fn build_cache_dir(explicit_home: Option<&Path>) -> Result<PathBuf> {
+    match explicit_home {
+        Some(_) => Ok(home(explicit_home)?.join("build")),
+        None => Ok(oci2bin_build::cache::BuildCache::default_dir()?),
+    }
+}
+
 /// The host's static musl target.
 pub fn default_target() -> String {
     format!("{}-unknown-linux-musl", std::env::consts::ARCH)
@@ -152,7 +162,7 @@ pub fn run(args: &BuildArgs) -> Result<()> {
     let target = args.target.clone().unwrap_or_else(default_target);
     let compress = CompressSpec::parse(&args.compress)?;
     let home = home(args.cache_dir.as_deref())?;
-    let build_cache = home.join("build");
+    let build_cache = build_cache_dir(args.cache_dir.as_deref())?;
 
     let mut builder = Builder::new(&source_str)?
         .compression(compress)

@@ -4,7 +4,7 @@
 //! the image is pulled and verified exactly as a build would, and printed pinned by digest on
 //! stdout, ready for a reproducible `--image`.
 
-use crate::build_cmd::{default_target, home, with_registry_args};
+use crate::build_cmd::{build_cache_dir, default_target, with_registry_args};
 use crate::cli::PullArgs;
 use crate::progress::Mode;
 use crate::pull_progress::PullProgress;
@@ -16,8 +16,8 @@ use oci2bin_rt::oci::Platform;
 pub fn run(args: &PullArgs) -> Result<()> {
     let mode = Mode::detect(args.quiet);
     let target = args.target.clone().unwrap_or_else(default_target);
-    let home = home(args.cache_dir.as_deref())?;
-    let mut builder = Builder::new(&args.image)?.cache_dir(home.join("build"));
+    let mut builder =
+        Builder::new(&args.image)?.cache_dir(build_cache_dir(args.cache_dir.as_deref())?);
     if let Some(p) = &args.platform {
         builder = builder.platform(Platform::parse(p)?);
     }

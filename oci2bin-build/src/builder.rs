@@ -177,8 +177,8 @@ impl Builder {
         })
     }
 
-    /// The source string that makes a later build (the generated crate's build script, which
-    /// cannot download) find exactly `image` in the build cache: a registry image pinned by the
+    /// The source string that makes a later build (a build script, perhaps without the
+    /// `registry` feature) find exactly `image` in the build cache: a registry image pinned by the
     /// digest it resolved to (`host/repo:tag@sha256:...`, index digest when there was an
     /// index), a daemon image as the archive it was exported to, other sources unchanged.
     pub fn pinned_source(&self, image: &ResolvedImage) -> Result<String> {
@@ -226,8 +226,8 @@ impl Builder {
     }
 
     /// Resolves, verifies and recompresses the image for `target` without writing a payload.
-    /// `cargo oci2bin` calls this before cargo runs, to show progress and errors directly; the
-    /// build script's later call then finds everything in the cache.
+    /// `cargo oci2bin` calls this with a progress callback, then writes the payload itself
+    /// (see [`crate::payload::plan`]).
     pub fn prepare(
         &self,
         target: &str,

@@ -3,8 +3,8 @@
 //! Neither has an API worth linking against for this; both can write a docker-archive. So the
 //! image is exported with `docker save` or `podman save --format docker-archive` into the build
 //! cache (`exports/`, one file per tool and name, replaced on every export because the local
-//! image may have changed) and read as a docker-archive. The build script of the generated
-//! crate is then given that archive, so the image is exported once per `cargo oci2bin` run.
+//! image may have changed) and read as a docker-archive; [`crate::Builder::pinned_source`]
+//! names that archive, so a later build reads the same export.
 
 use crate::cache::BuildCache;
 use crate::error::{BuildError, Result};

@@ -5,10 +5,9 @@
 //! The image is then resolved from the cache like any local source, so the layers go through
 //! the same diff_id verification and recompression as layers from a layout.
 //!
-//! The network side (oci-client and tokio) is behind the `registry` feature. Without it, which
-//! is how the generated crate's build script uses this library, a registry source resolves from
-//! the cache alone: `cargo oci2bin` pulls the image first and hands the build script a
-//! reference pinned by digest.
+//! The network side (oci-client and tokio) is behind the `registry` feature. Without it (a
+//! build script that wants no network code), a registry source resolves from the cache alone:
+//! `cargo oci2bin pull` fills the cache first and prints the reference pinned by digest.
 
 pub mod cache_only;
 pub mod progress;

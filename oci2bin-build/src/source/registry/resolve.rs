@@ -283,7 +283,7 @@ mod tests {
         assert_eq!(img.layers[0].location.path, store.blob_path(&layer));
         assert_eq!(img.layers[0].compression, Some(Compression::Gzip));
 
-        // Pinned by digest (as the generated crate's build script gets it): no tag record used.
+        // Pinned by digest (as `cargo oci2bin pull` prints it): no tag record used.
         let mut pinned = Reference::parse("example.com/other:2").unwrap();
         pinned.digest = Some(index.clone());
         let img = run(&pinned, &amd64).unwrap();
