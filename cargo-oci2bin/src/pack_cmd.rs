@@ -27,7 +27,7 @@ pub fn run(args: &PackArgs) -> Result<()> {
         user: args.user.clone(),
         exposed_ports: args.expose.clone(),
         platform: platform_for_arch(&args.arch)?,
-        compression: CompressSpec::parse(&args.compress)?.codec,
+        compression: CompressSpec::parse(&args.compress)?,
         source_date_epoch: epoch,
     };
     let out = pack(&opts).with_context(|| format!("packing {}", args.rootfs.display()))?;

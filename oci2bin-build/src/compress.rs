@@ -69,6 +69,12 @@ impl CompressSpec {
     }
 
     /// Wraps `out` in this spec's encoder.
+    ///
+    /// The output depends on the input and the spec only, never on the host, so layers (and
+    /// `pack`'s blobs) are byte-identical on any machine: gzip carries no file name and a zero
+    /// mtime; zstd always runs with worker threads (at least one), because its multi-threaded
+    /// frames are the same for any number of workers but differ from single-threaded ones,
+    /// and it carries a content checksum.
     pub fn encoder<W: Write>(&self, out: W) -> io::Result<Encoder<W>> {
         Ok(match self.codec {
             Compression::None => Encoder::None(out),
@@ -79,9 +85,8 @@ impl CompressSpec {
             Compression::Zstd => {
                 let mut enc = zstd::stream::write::Encoder::new(out, self.level)?;
                 let threads = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
-                if threads > 1 {
-                    enc.multithread(threads)?;
-                }
+                enc.multithread(threads.max(1))?;
+                enc.include_checksum(true)?;
                 Encoder::Zstd(enc)
             }
             Compression::Xz => Encoder::Xz(liblzma::write::XzEncoder::new(out, self.level as u32)),
@@ -164,6 +169,29 @@ mod tests {
                 .read_to_end(&mut out)
                 .unwrap();
             assert_eq!(out, data, "{spec}");
+            if spec.codec != Compression::None {
+                assert!(packed.len() < data.len() / 4, "{spec} did not compress");
+            }
         }
+    }
+
+    fn encode(spec: &str, data: &[u8]) -> Vec<u8> {
+        let mut enc = CompressSpec::parse(spec)
+            .unwrap()
+            .encoder(Vec::new())
+            .unwrap();
+        enc.write_all(data).unwrap();
+        enc.finish().unwrap()
+    }
+
+    #[test]
+    fn output_is_reproducible() {
+        let data: Vec<u8> = (0..50_000u32).flat_map(|i| (i * 7).to_be_bytes()).collect();
+        for spec in ["gzip", "zstd", "xz"] {
+            assert_eq!(encode(spec, &data), encode(spec, &data), "{spec}");
+        }
+        // gzip: no file name, mtime 0 (bytes 4..8 of the header).
+        let gz = encode("gzip", b"x");
+        assert_eq!(&gz[3..8], &[0, 0, 0, 0, 0]);
     }
 }

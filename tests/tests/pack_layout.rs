@@ -218,7 +218,7 @@ fn every_compression_is_accepted_by_skopeo() {
             "latest",
             platform_for_arch("arm64").unwrap(),
         );
-        o.compression = c;
+        o.compression = oci2bin_build::CompressSpec::parse(c.name()).unwrap();
         let outcome = pack(&o).unwrap();
         // skopeo copy checks the blob digests and, with --dest-decompress, decodes the layer
         // into a file named by its uncompressed digest: which must be the diff_id.

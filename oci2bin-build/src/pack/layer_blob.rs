@@ -5,10 +5,10 @@
 //! layer descriptor) come out of one pass, and the layer never sits in memory.
 
 use super::error::PackError;
-use super::layer_encoder::LayerEncoder;
 use super::layout_dir::{LayoutDir, StoredBlob};
 use super::rootfs_tar::{write_rootfs_tar, TarStats};
-use oci2bin_rt::oci::{Compression, Digest, Sha256Writer};
+use crate::compress::CompressSpec;
+use oci2bin_rt::oci::{Digest, Sha256Writer};
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
@@ -27,7 +27,7 @@ pub(crate) struct LayerBlob {
 pub(crate) fn write_layer_blob(
     layout: &LayoutDir,
     rootfs: &Path,
-    compression: Compression,
+    compression: CompressSpec,
     mtime: u64,
 ) -> Result<LayerBlob, PackError> {
     let tmp = layout.temp_blob()?;
@@ -35,7 +35,7 @@ pub(crate) fn write_layer_blob(
     let write_err = |e| PackError::write(&tmp_path)(e);
 
     let blob_hasher = Sha256Writer::new(BufWriter::with_capacity(1 << 20, tmp.as_file()));
-    let encoder = LayerEncoder::new(compression, blob_hasher).map_err(write_err)?;
+    let encoder = compression.encoder(blob_hasher).map_err(write_err)?;
     let tar_hasher = Sha256Writer::new(encoder);
 
     let (stats, tar_hasher) = write_rootfs_tar(rootfs, tar_hasher, mtime)?;
@@ -56,6 +56,7 @@ pub(crate) fn write_layer_blob(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use oci2bin_rt::oci::Compression;
     use std::fs;
     use std::io::Read;
 
@@ -67,7 +68,8 @@ mod tests {
         fs::write(rootfs.join("etc/hostname"), "box\n").unwrap();
         let layout = LayoutDir::open_or_create(&dir.path().join("out")).unwrap();
         for c in [Compression::Gzip, Compression::None] {
-            let layer = write_layer_blob(&layout, &rootfs, c, 7).unwrap();
+            let spec = CompressSpec::parse(c.name()).unwrap();
+            let layer = write_layer_blob(&layout, &rootfs, spec, 7).unwrap();
             let bytes = fs::read(layout.root().join(layer.blob.digest.blob_path())).unwrap();
             assert_eq!(Digest::of(&bytes), layer.blob.digest);
             assert_eq!(bytes.len() as u64, layer.blob.size);

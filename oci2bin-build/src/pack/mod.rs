@@ -21,7 +21,6 @@ mod cli_values;
 mod error;
 mod image_documents;
 mod layer_blob;
-mod layer_encoder;
 mod layout_dir;
 mod layout_index;
 mod rfc3339;
@@ -30,6 +29,7 @@ mod rootfs_tar;
 pub use cli_values::{exec_form, platform_for_arch};
 pub use error::PackError;
 
+use crate::compress::CompressSpec;
 use oci2bin_rt::oci::{Compression, Digest, Platform};
 use std::path::PathBuf;
 
@@ -56,8 +56,9 @@ pub struct PackOptions {
     pub exposed_ports: Vec<String>,
     /// The platform the files are for; it goes into the config and the index entry.
     pub platform: Platform,
-    /// The layer compression (gzip by default: every tool reads it, docker 20.10 included).
-    pub compression: Compression,
+    /// The layer compression and level (gzip:6 by default: every tool reads it, docker 20.10
+    /// included).
+    pub compression: CompressSpec,
     /// Every file's mtime and the config's `created` time: `SOURCE_DATE_EPOCH`, or 0.
     pub source_date_epoch: u64,
 }
@@ -77,7 +78,10 @@ impl PackOptions {
             user: None,
             exposed_ports: Vec::new(),
             platform,
-            compression: Compression::Gzip,
+            compression: CompressSpec {
+                codec: Compression::Gzip,
+                level: 6,
+            },
             source_date_epoch: 0,
         }
     }
@@ -130,7 +134,7 @@ pub fn pack(opts: &PackOptions) -> Result<PackOutcome, PackError> {
     let manifest = layout.put_blob(&image_documents::manifest_json(
         &config,
         &layer.blob,
-        opts.compression,
+        opts.compression.codec,
     )?)?;
     let descriptor = image_documents::index_descriptor(&manifest, &opts.tag, &opts.platform)?;
     layout_index::add_manifest(&layout, descriptor, &opts.tag, &opts.platform)?;
@@ -232,7 +236,7 @@ mod tests {
                 "latest",
                 platform_for_arch("amd64").unwrap(),
             );
-            opts.compression = compression;
+            opts.compression = CompressSpec::parse(compression.name()).unwrap();
             opts.source_date_epoch = 1_700_000_000;
             opts.cmd = Some(vec!["sh".into()]);
             opts.exposed_ports = vec!["80".into(), "443/tcp".into(), "53/udp".into()];
@@ -274,7 +278,7 @@ mod tests {
             platform_for_arch("arm64").unwrap(),
         );
         opts.entrypoint = Some(vec!["/bin/tool".into()]);
-        opts.compression = Compression::Xz;
+        opts.compression = CompressSpec::parse("xz").unwrap();
         let outcome = pack(&opts).unwrap();
         assert_eq!(outcome.entries, 6);
 
