@@ -5,7 +5,7 @@
 //! by unit tests with a recording fake, without root and without touching the host.
 //! [`LinuxSyscall`] is the real implementation.
 
-use crate::layer::resolve::open_in_root;
+use crate::layer::resolve::{open_in_root, ResolveMode, Resolver};
 use crate::ns::copy::{copy_tree, CopyError};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
@@ -16,7 +16,7 @@ use nix::unistd::{Gid, Pid, Uid};
 use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 
 /// The privileged operations the container setup performs, one method per kernel operation
@@ -311,26 +311,16 @@ fn open_dir(path: &Path) -> nix::Result<OwnedFd> {
     )
 }
 
-/// Opens (and with `create`, makes) the directory `path` inside `root`, one missing
-/// component at a time, every lookup confined to the root.
+/// Opens (and with `create`, makes) the directory `path` inside `root`, every lookup
+/// confined to the root: the layer resolver's walk, which also creates through dangling
+/// symlinks inside the root (a `WORKDIR` that is a link to a missing directory).
 fn open_dir_in_root(root: &OwnedFd, path: &Path, create: bool) -> nix::Result<OwnedFd> {
-    let flags = OFlag::O_PATH | OFlag::O_DIRECTORY;
-    match open_in_root(root, path, flags) {
-        Ok(fd) => Ok(fd),
-        Err(e) if create && e.raw_os_error() == Some(libc::ENOENT) => {
-            let name = match path.components().next_back() {
-                Some(Component::Normal(name)) => name,
-                _ => return Err(Errno::ENOENT),
-            };
-            let parent = open_dir_in_root(root, path.parent().unwrap_or(Path::new("/")), true)?;
-            match nix::sys::stat::mkdirat(&parent, name, Mode::from_bits_truncate(0o755)) {
-                Ok(()) | Err(Errno::EEXIST) => {}
-                Err(e) => return Err(e),
-            }
-            open_in_root(root, path, flags).map_err(io_errno)
-        }
-        Err(e) => Err(io_errno(e)),
-    }
+    Resolver::new(root.as_fd(), ResolveMode::Openat2, None).open_dir(
+        path,
+        0,
+        create,
+        &mut Vec::new(),
+    )
 }
 
 /// The host path of an open file, read back from `/proc/self/fd`.
@@ -410,6 +400,19 @@ mod tests {
             std::fs::read(root.path().join("new/dir/file")).unwrap(),
             b"x"
         );
+    }
+
+    #[test]
+    fn resolve_dir_in_root_creates_through_a_dangling_link_inside() {
+        // WORKDIR /app where /app -> /srv/app and /srv/app is missing.
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root.path().join("srv")).unwrap();
+        std::os::unix::fs::symlink("/srv/app", root.path().join("app")).unwrap();
+        let got = LinuxSyscall
+            .resolve_dir_in_root(root.path(), Path::new("/app/sub"), true)
+            .unwrap();
+        let want = std::fs::canonicalize(root.path().join("srv/app/sub")).unwrap();
+        assert_eq!(got, want);
     }
 
     #[test]
