@@ -12,7 +12,7 @@ use super::entry_name::EntryName;
 use super::error::LayerError;
 use super::meta::{DeferredDirs, EntryMeta, Owners};
 use super::remove::remove_all_at;
-use super::resolve::{FileId, ResolveMode, Resolver, WalkEvent};
+use super::resolve::{is_directory, FileId, ResolveMode, Resolver, WalkEvent};
 use super::whiteout::{self, Whiteout};
 use nix::errno::Errno;
 use nix::fcntl::{openat, AtFlags, OFlag};
@@ -165,11 +165,6 @@ struct Applier<'fd> {
     events: Vec<WalkEvent>,
     /// Copy buffer for file data.
     buf: Vec<u8>,
-}
-
-/// True if `st` is a directory.
-fn is_dir(st: &FileStat) -> bool {
-    SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFDIR
 }
 
 /// `stat` of `name` in `dir` without following it; `None` if nothing is there.
@@ -370,7 +365,7 @@ impl Applier<'_> {
         meta: &EntryMeta,
         report: &mut ApplyReport,
     ) -> Result<(), LayerError> {
-        if !existing.as_ref().is_some_and(is_dir) {
+        if !existing.as_ref().is_some_and(is_directory) {
             at.replace(existing)?;
             // 0700 until the end of the layer, so the layer can fill it whatever its mode.
             mkdirat(at.dir, at.name, Mode::from_bits_truncate(0o700))
@@ -424,7 +419,7 @@ impl Applier<'_> {
         self.absorb();
         let tdir = result.map_err(link_err)?;
         let tst = fstatat(&tdir, tname, AtFlags::AT_SYMLINK_NOFOLLOW).map_err(link_err)?;
-        if is_dir(&tst) {
+        if is_directory(&tst) {
             return Err(link_err(Errno::EISDIR));
         }
         let same = existing

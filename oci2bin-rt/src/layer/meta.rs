@@ -8,11 +8,11 @@
 //! lower layers that the resolver loosened to `u+rwx` on the way.
 
 use super::error::LayerError;
-use super::resolve::{FileId, Resolver, WalkEvent};
+use super::resolve::{is_directory, FileId, Resolver, WalkEvent};
 use super::ApplyReport;
 use nix::errno::Errno;
 use nix::fcntl::AtFlags;
-use nix::sys::stat::{fchmodat, fstatat, utimensat, FchmodatFlags, Mode, SFlag, UtimensatFlags};
+use nix::sys::stat::{fchmodat, fstatat, utimensat, FchmodatFlags, Mode, UtimensatFlags};
 use nix::sys::time::TimeSpec;
 use std::collections::HashMap;
 use std::ffi::OsStr;
@@ -268,7 +268,7 @@ fn apply_record(
         Err(Errno::ENOENT) => return Ok(()),
         Err(e) => return Err(LayerError::io("stat directory", &shown, e)),
     };
-    let is_dir = SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFDIR;
+    let is_dir = is_directory(&st);
     if !is_dir || FileId::of(&st) != rec.id {
         return Ok(());
     }

@@ -9,9 +9,10 @@
 //! parent because it only ever descends through real directories), so a hostile,
 //! thousands-deep tree cannot exhaust file descriptors.
 
+use super::resolve::is_directory;
 use nix::errno::Errno;
 use nix::fcntl::{openat, AtFlags, OFlag};
-use nix::sys::stat::{fchmodat, fstatat, FchmodatFlags, Mode, SFlag};
+use nix::sys::stat::{fchmodat, fstatat, FchmodatFlags, Mode};
 use nix::unistd::{unlinkat, UnlinkatFlags};
 use std::ffi::{CStr, OsStr, OsString};
 use std::os::fd::{AsFd, BorrowedFd, IntoRawFd, OwnedFd};
@@ -125,7 +126,7 @@ pub(crate) fn remove_all_at(parent: BorrowedFd<'_>, name: &OsStr) -> nix::Result
 /// True if `name` in `dir` is a directory (not a symlink to one).
 fn is_dir(dir: BorrowedFd<'_>, name: &OsStr) -> nix::Result<bool> {
     let st = fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW)?;
-    Ok(SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFDIR)
+    Ok(is_directory(&st))
 }
 
 /// Opens the directory `name` in `parent` so that its entries can be listed and removed,

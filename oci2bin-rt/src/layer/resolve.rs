@@ -21,7 +21,7 @@
 
 use nix::errno::Errno;
 use nix::fcntl::{openat, readlinkat, OFlag, OpenHow, ResolveFlag};
-use nix::sys::stat::{fchmodat, fstat, mkdirat, FchmodatFlags, FileStat, Mode};
+use nix::sys::stat::{fchmodat, fstat, mkdirat, FchmodatFlags, FileStat, Mode, SFlag};
 use std::collections::VecDeque;
 use std::ffi::{OsStr, OsString};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -45,6 +45,11 @@ pub enum ResolveMode {
     Openat2,
     /// The user-space walk only, for kernels older than 5.6.
     Walk,
+}
+
+/// True if `st` is a directory.
+pub(crate) fn is_directory(st: &FileStat) -> bool {
+    SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFDIR
 }
 
 /// The identity of an inode, to recognise a directory again after other work.

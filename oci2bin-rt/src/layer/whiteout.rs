@@ -9,10 +9,10 @@
 //! parent deletes inside the root only; deletion itself never follows a symlink.
 
 use super::remove::{list_dir, remove_all_at};
-use super::resolve::{FileId, Resolver, WalkEvent};
+use super::resolve::{is_directory, FileId, Resolver, WalkEvent};
 use nix::errno::Errno;
 use nix::fcntl::AtFlags;
-use nix::sys::stat::{fstat, fstatat, SFlag};
+use nix::sys::stat::{fstat, fstatat};
 use std::collections::HashSet;
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
@@ -93,7 +93,7 @@ pub(crate) fn clear_opaque(
         let key = (id, child);
         if created.contains(&key) {
             let st = fstatat(&fd, key.1.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW)?;
-            if SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFDIR {
+            if is_directory(&st) {
                 keep_dirs.push(key.1);
             }
         } else {

@@ -122,3 +122,15 @@ pub enum ContainerError {
         errno: Errno,
     },
 }
+
+impl ContainerError {
+    /// The error for a failed mount of `what` on `target`, for `map_err`.
+    pub fn mount(what: &'static str, target: &std::path::Path) -> impl FnOnce(Errno) -> Self {
+        let target = target.to_path_buf();
+        move |errno| ContainerError::Mount {
+            what,
+            target,
+            errno,
+        }
+    }
+}

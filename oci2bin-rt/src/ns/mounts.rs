@@ -38,16 +38,6 @@ fn mount_point(sys: &dyn Syscall, root: &Path, path: &str) -> Result<PathBuf, Co
         })
 }
 
-/// A mount error for `what` on `target`.
-fn mount_error(what: &'static str, target: &Path) -> impl FnOnce(Errno) -> ContainerError {
-    let target = target.to_path_buf();
-    move |errno| ContainerError::Mount {
-        what,
-        target,
-        errno,
-    }
-}
-
 /// Mounts a procfs of the container's pid namespace on `/proc`, or, where the kernel refuses
 /// (a host `/proc` with masked paths, as inside another container), a recursive bind of the
 /// host's `/proc`, which shows host processes but keeps programs working.
@@ -75,7 +65,7 @@ pub fn mount_proc(
             MsFlags::MS_BIND | MsFlags::MS_REC,
             None,
         )
-        .map_err(mount_error("a bind of the host's /proc", &target))?;
+        .map_err(ContainerError::mount("a bind of the host's /proc", &target))?;
     }
     Ok(())
 }
@@ -99,7 +89,7 @@ pub fn mount_dev(
         MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
         Some("mode=755,size=65536k"),
     )
-    .map_err(mount_error("the /dev tmpfs", &dev))?;
+    .map_err(ContainerError::mount("the /dev tmpfs", &dev))?;
     let write_err = |path: &Path| {
         let path = path.to_path_buf();
         move |errno| ContainerError::WriteFile { path, errno }
@@ -113,7 +103,7 @@ pub fn mount_dev(
             Err(Errno::ENOENT) => {
                 reporter.debug(format_args!("/dev/{name}: the host has none, skipped"));
             }
-            Err(errno) => return Err(mount_error("a host device", &node)(errno)),
+            Err(errno) => return Err(ContainerError::mount("a host device", &node)(errno)),
         }
     }
     let pts = dev.join("pts");
@@ -152,7 +142,7 @@ pub fn mount_dev(
         RESTRICTED,
         Some("mode=1777,size=65536k"),
     )
-    .map_err(mount_error("the /dev/shm tmpfs", &shm))?;
+    .map_err(ContainerError::mount("the /dev/shm tmpfs", &shm))?;
     let mqueue = dev.join("mqueue");
     sys.mkdir(&mqueue, 0o755).map_err(write_err(&mqueue))?;
     if let Err(errno) = sys.mount(
@@ -216,7 +206,7 @@ pub fn mount_tmp(sys: &dyn Syscall, root: &Path) -> Result<(), ContainerError> {
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
         Some("mode=1777"),
     )
-    .map_err(mount_error("the /tmp tmpfs", &target))
+    .map_err(ContainerError::mount("the /tmp tmpfs", &target))
 }
 
 /// All of the above, in order: `/proc`, `/dev`, `/sys`, `/tmp`.

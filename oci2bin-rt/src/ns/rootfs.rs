@@ -61,14 +61,7 @@ pub fn prepare_root(
     scratch: &Path,
     reporter: &Reporter,
 ) -> Result<(PathBuf, RootKind), ContainerError> {
-    let mount_err = |what, target: &Path| {
-        let target = target.to_path_buf();
-        move |errno| ContainerError::Mount {
-            what,
-            target,
-            errno,
-        }
-    };
+    let mount_err = ContainerError::mount;
     // Nothing we mount may propagate to the host, and nothing from the host into the run.
     sys.mount(
         None,
