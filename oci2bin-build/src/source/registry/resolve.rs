@@ -106,8 +106,9 @@ pub fn resolve(
     let (index_digest, manifest_digest, manifest_size) = match kind_of(&top_bytes, &top_what)? {
         Kind::Manifest => (None, top.clone(), None),
         Kind::Index => {
-            let index: ImageIndex = serde_json::from_slice(&top_bytes)
-                .map_err(BuildError::json(format!("index {top} of {source_desc}")))?;
+            let index: ImageIndex = serde_json::from_slice(&top_bytes).map_err(
+                BuildError::json_doc(format!("index {top} of {source_desc}"), &top_bytes),
+            )?;
             let mut load = |_: &oci2bin_rt::oci::spec::Descriptor, d: &Digest| {
                 let what = format!("index {d} of {source_desc}");
                 fetch.manifest(d, &what)?;
@@ -119,16 +120,20 @@ pub fn resolve(
         }
     };
     let what = format!("manifest {manifest_digest} of {source_desc}");
-    if index_digest.is_some() {
+    let manifest_bytes = if index_digest.is_none() {
+        // The top document is the manifest: already read, verified and classified.
+        top_bytes
+    } else {
         fetch.manifest(&manifest_digest, &what)?;
-    }
-    let manifest_bytes = read(store, &manifest_digest, None, &what)?;
-    verify_small(&manifest_bytes, &manifest_digest, manifest_size, &what)?;
-    if kind_of(&manifest_bytes, &what)? != Kind::Manifest {
-        return Err(BuildError::Unsupported(format!(
-            "{what} is an index where the index entry promised an image manifest"
-        )));
-    }
+        let bytes = read(store, &manifest_digest, None, &what)?;
+        verify_small(&bytes, &manifest_digest, manifest_size, &what)?;
+        if kind_of(&bytes, &what)? != Kind::Manifest {
+            return Err(BuildError::Unsupported(format!(
+                "{what} is an index where the index entry promised an image manifest"
+            )));
+        }
+        bytes
+    };
     let manifest: ImageManifest = serde_json::from_slice(&manifest_bytes)
         .map_err(BuildError::json_doc(what.clone(), &manifest_bytes))?;
 
