@@ -66,6 +66,18 @@ impl<R: Read> Read for Counting<'_, R> {
     }
 }
 
+/// The mismatch error when the blob read for `layer` hashed to `got` instead of its digest.
+fn check_blob_digest(layer: &SourceLayer, got: &Digest, what: &str) -> Result<()> {
+    match &layer.digest {
+        Some(want) if want != got => Err(BuildError::Mismatch {
+            what: format!("{what} (blob content)"),
+            expected: want.to_string(),
+            actual: got.to_string(),
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// Verifies `layer` and recompresses it with `spec` into `cache`, or returns the cached result
 /// of an earlier identical run. `what` names the layer in errors; `progress` receives the
 /// number of source bytes consumed as they are read.
@@ -119,13 +131,7 @@ pub fn prepare_layer(
             .into_inner()
             .finish()
             .map_err(BuildError::io("reading", &layer.location.path))?;
-        if let Some(want) = layer.digest.as_ref().filter(|want| **want != in_digest) {
-            return Err(BuildError::Mismatch {
-                what: format!("{what} (blob content)"),
-                expected: want.to_string(),
-                actual: in_digest.to_string(),
-            });
-        }
+        check_blob_digest(layer, &in_digest, what)?;
         return Err(BuildError::Mismatch {
             what: format!("{what}: {compression} stream"),
             expected: "a valid compressed tar".into(),
@@ -142,15 +148,7 @@ pub fn prepare_layer(
         .finish()
         .map_err(BuildError::io("reading", &layer.location.path))?;
 
-    if let Some(want) = &layer.digest {
-        if &in_digest != want {
-            return Err(BuildError::Mismatch {
-                what: format!("{what} (blob content)"),
-                expected: want.to_string(),
-                actual: in_digest.to_string(),
-            });
-        }
-    }
+    check_blob_digest(layer, &in_digest, what)?;
     if let Some(want) = layer.size {
         if want != in_size {
             return Err(BuildError::Mismatch {

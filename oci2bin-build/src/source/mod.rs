@@ -123,23 +123,18 @@ impl ImageSource {
     /// Resolves the source to the image for `platform`. Registry and daemon sources use the
     /// default build cache and registry options; see [`ImageSource::resolve_in`].
     pub fn resolve(&self, platform: &Platform) -> Result<ResolvedImage> {
-        match self {
-            ImageSource::OciLayout { dir, tag } => {
-                oci_layout::resolve(dir, tag.as_deref(), platform, &self.to_string())
-            }
-            ImageSource::DockerArchive { file, reference } => {
-                docker_archive::resolve(file, reference.as_deref(), platform, &self.to_string())
-            }
+        let cache = match self {
+            ImageSource::OciLayout { .. } | ImageSource::DockerArchive { .. } => None,
             ImageSource::Registry(_) | ImageSource::Daemon { .. } => {
-                let cache = BuildCache::open(BuildCache::default_dir()?)?;
-                self.resolve_in(
-                    platform,
-                    &cache,
-                    &registry::RegistryOptions::default(),
-                    &mut |_| {},
-                )
+                Some(BuildCache::open(BuildCache::default_dir()?)?)
             }
-        }
+        };
+        self.resolve_with(
+            platform,
+            cache.as_ref(),
+            &registry::RegistryOptions::default(),
+            &mut |_| {},
+        )
     }
 
     /// Resolves the source for `platform`, pulling registry images into `cache` (or finding
@@ -151,17 +146,33 @@ impl ImageSource {
         options: &registry::RegistryOptions,
         on_download: &mut dyn FnMut(registry::DownloadEvent<'_>),
     ) -> Result<ResolvedImage> {
+        self.resolve_with(platform, Some(cache), options, on_download)
+    }
+
+    /// The one dispatch on the kind of source; `cache` is needed (and given) only for
+    /// registry and daemon sources.
+    fn resolve_with(
+        &self,
+        platform: &Platform,
+        cache: Option<&BuildCache>,
+        options: &registry::RegistryOptions,
+        on_download: &mut dyn FnMut(registry::DownloadEvent<'_>),
+    ) -> Result<ResolvedImage> {
         let desc = self.to_string();
+        let cache = || cache.expect("registry and daemon sources are given a cache");
         match self {
+            ImageSource::OciLayout { dir, tag } => {
+                oci_layout::resolve(dir, tag.as_deref(), platform, &desc)
+            }
+            ImageSource::DockerArchive { file, reference } => {
+                docker_archive::resolve(file, reference.as_deref(), platform, &desc)
+            }
             ImageSource::Registry(r) => {
-                registry::resolve(r, platform, options, cache, &desc, on_download)
+                registry::resolve(r, platform, options, cache(), &desc, on_download)
             }
             ImageSource::Daemon { tool, name } => {
-                let archive = daemon_save::export(*tool, name, cache)?;
+                let archive = daemon_save::export(*tool, name, cache())?;
                 docker_archive::resolve(&archive, None, platform, &desc)
-            }
-            ImageSource::OciLayout { .. } | ImageSource::DockerArchive { .. } => {
-                self.resolve(platform)
             }
         }
     }
