@@ -39,13 +39,7 @@ impl Mode {
             return ProgressBar::hidden();
         }
         let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{msg:30} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-        );
+        bar.set_style(bytes_style());
         bar.set_message(msg);
         bar
     }
@@ -61,4 +55,11 @@ impl Mode {
         s.enable_steady_tick(std::time::Duration::from_millis(120));
         s
     }
+}
+
+/// The style of every byte-counting bar (layers, pulls).
+pub fn bytes_style() -> ProgressStyle {
+    ProgressStyle::with_template("{msg:30} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ")
 }

@@ -2,7 +2,7 @@
 //! once), a line per blob otherwise, nothing with `-q`.
 
 use crate::progress::Mode;
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget};
 use oci2bin_build::source::registry::DownloadEvent;
 use std::collections::HashMap;
 use std::time::Instant;
@@ -60,13 +60,7 @@ impl PullProgress {
         match e {
             DownloadEvent::Start { digest, what, size } => {
                 let bar = self.bars.add(ProgressBar::new(size));
-                bar.set_style(
-                    ProgressStyle::with_template(
-                        "{msg:30} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
-                    )
-                    .unwrap_or_else(|_| ProgressStyle::default_bar())
-                    .progress_chars("=> "),
-                );
+                bar.set_style(crate::progress::bytes_style());
                 bar.set_message(format!("pull {what} {}", digest.short()));
                 if self.mode == Mode::Lines {
                     self.line(&format!("  pulling {what} {digest} ({})", human(size)));

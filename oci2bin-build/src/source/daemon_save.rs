@@ -24,6 +24,17 @@ pub enum Tool {
 }
 
 impl Tool {
+    /// Refuses an empty image name, naming `input` (the source as the user wrote it).
+    pub fn check_name(self, name: &str, input: &str) -> Result<()> {
+        if name.is_empty() {
+            return Err(BuildError::BadSource {
+                input: input.into(),
+                reason: format!("needs an image name: {}NAME[:TAG]", self.transport()),
+            });
+        }
+        Ok(())
+    }
+
     /// The program run.
     pub fn program(self) -> &'static str {
         match self {
@@ -91,12 +102,7 @@ pub fn export(tool: Tool, name: &str, cache: &BuildCache) -> Result<PathBuf> {
 
 /// Exports with a given program (the one found on `PATH`, or a stand-in in tests).
 pub fn export_with(program: &Path, tool: Tool, name: &str, cache: &BuildCache) -> Result<PathBuf> {
-    if name.is_empty() {
-        return Err(BuildError::BadSource {
-            input: tool.transport().into(),
-            reason: format!("needs an image name: {}NAME[:TAG]", tool.transport()),
-        });
-    }
+    tool.check_name(name, tool.transport())?;
     let dest = export_path(cache, tool, name);
     let tmp = tempfile::Builder::new()
         .prefix("export-")

@@ -95,12 +95,7 @@ impl ImageSource {
         }
         for tool in [daemon_save::Tool::Docker, daemon_save::Tool::Podman] {
             if let Some(name) = input.strip_prefix(tool.transport()) {
-                if name.is_empty() {
-                    return Err(BuildError::BadSource {
-                        input: input.into(),
-                        reason: format!("needs an image name: {}NAME[:TAG]", tool.transport()),
-                    });
-                }
+                tool.check_name(name, input)?;
                 return Ok(ImageSource::Daemon {
                     tool,
                     name: name.into(),
