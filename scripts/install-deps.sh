@@ -23,3 +23,10 @@ fi
 rustup target add x86_64-unknown-linux-musl aarch64-unknown-linux-musl >/dev/null 2>&1 \
   || rustup target add x86_64-unknown-linux-musl aarch64-unknown-linux-musl
 rustup component add clippy rustfmt >/dev/null 2>&1 || true
+# The runtime's static-PIE start-up applies packed (DT_RELR) relocations, which Rust's musl
+# targets support from 1.90 (template/Cargo.toml's rust-version).
+rustc_minor=$(rustc --version | sed -E 's/^rustc 1\.([0-9]+).*/\1/')
+if [ "$rustc_minor" -lt 90 ]; then
+  echo "error: $(rustc --version) is too old to build the oci2bin runtime: Rust 1.90 or newer is needed (rustup update stable)" >&2
+  exit 1
+fi
