@@ -9,6 +9,8 @@
 #   nginx          nginx-light on 127.0.0.1:$NGINX_PORT (default 8080), no user switch
 #   postgres       postgresql 15, official-image-like entrypoint (root, then setpriv postgres)
 #   postgres-user  the same root filesystem with User postgres
+#   attack         the busybox root filesystem plus /usr/local/bin/attack, tests/attack/attack.c
+#                  built with musl-gcc -static (confinement probes), Cmd ["sh"]
 # and OUTDIR/busybox.docker-archive.tar (skopeo copy of the busybox layout).
 #
 # Usage: scripts/build-test-images.sh OUTDIR [NAME...]   (as root: mmdebstrap, chroot)
@@ -23,18 +25,20 @@
 #   SOURCE_DATE_EPOCH  passed to mmdebstrap and pack (pack's default is 0)
 #
 # Idempotent: an image whose OUTDIR/NAME/index.json exists is not rebuilt (delete the
-# directory to rebuild it). Work happens in OUTDIR/.work and each layout is moved into place
-# only when complete.
+# directory to rebuild it); attack is also rebuilt when attack.c changes (its sha256 is kept
+# in OUTDIR/attack.c.sha256). Work happens in OUTDIR/.work and each layout is moved into
+# place only when complete.
 set -euo pipefail
 
 usage() {
-    echo "usage: $0 OUTDIR [busybox|redis|nginx|postgres|docker-archive]..." >&2
+    echo "usage: $0 OUTDIR [busybox|redis|nginx|postgres|attack|docker-archive]..." >&2
     exit 2
 }
 [ "$#" -ge 1 ] || usage
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 FILES="$SCRIPT_DIR/test-images"
+ATTACK_SRC="$(cd "$SCRIPT_DIR/.." && pwd)/tests/attack/attack.c"
 OUTDIR=$(mkdir -p "$1" && cd "$1" && pwd)
 CARGO_OCI2BIN=${CARGO_OCI2BIN:-cargo-oci2bin}
 DEB_CACHE=${OCI2BIN_DEB_CACHE:-$HOME/.cache/oci2bin-debs}
@@ -131,9 +135,10 @@ built() {
     return 1
 }
 
-build_busybox() {
-    built busybox && return 0
-    local rootfs="$WORK/busybox-rootfs"
+# busybox_rootfs ROOTFS: the busybox image's root filesystem in the directory ROOTFS:
+# busybox-static with its applets as symlinks, minimal /etc/passwd and /etc/group, slimmed.
+busybox_rootfs() {
+    local rootfs=$1
     rm -rf "$rootfs"
     debootstrap_rootfs "$rootfs" --variant=extract --include=busybox-static
     [ -x "$rootfs/bin/busybox" ] || die "busybox-static did not provide $rootfs/bin/busybox"
@@ -160,7 +165,35 @@ build_busybox() {
     printf '%s\n' 'root:x:0:' 'nogroup:x:65534:' >"$rootfs/etc/group"
     rm -rf "$rootfs/var/cache/apt" "$rootfs/var/lib/apt" "$rootfs/usr/share/doc"
     slim_rootfs "$rootfs"
+}
+
+build_busybox() {
+    built busybox && return 0
+    local rootfs="$WORK/busybox-rootfs"
+    busybox_rootfs "$rootfs"
     pack "$rootfs" busybox --cmd sh
+    rm -rf "$rootfs"
+}
+
+build_attack() {
+    [ -f "$ATTACK_SRC" ] || die "$ATTACK_SRC is missing"
+    local digest stamp="$OUTDIR/attack.c.sha256"
+    digest=$(sha256sum <"$ATTACK_SRC" | cut -d' ' -f1)
+    if [ -f "$OUTDIR/attack/index.json" ]; then
+        if [ "$(cat "$stamp" 2>/dev/null)" = "$digest" ]; then
+            log "attack: already built ($OUTDIR/attack), skipping"
+            return 0
+        fi
+        log "attack: $ATTACK_SRC changed, rebuilding"
+    fi
+    command -v musl-gcc >/dev/null || die "musl-gcc is not installed (apt-get install musl-tools)"
+    local rootfs="$WORK/attack-rootfs"
+    busybox_rootfs "$rootfs"
+    musl-gcc -static -O2 -Wall -Wextra -o "$WORK/attack" "$ATTACK_SRC"
+    put_file "$rootfs" "$WORK/attack" /usr/local/bin/attack 0755
+    rm -f "$WORK/attack"
+    pack "$rootfs" attack --cmd sh
+    echo "$digest" >"$stamp"
     rm -rf "$rootfs"
 }
 
@@ -247,13 +280,14 @@ main() {
     # Layouts are read by unprivileged test users.
     chmod 755 "$OUTDIR"
     local images=("$@")
-    [ "${#images[@]}" -gt 0 ] || images=(busybox redis nginx postgres docker-archive)
+    [ "${#images[@]}" -gt 0 ] || images=(busybox redis nginx postgres attack docker-archive)
     for image in "${images[@]}"; do
         case "$image" in
         busybox) build_busybox ;;
         redis) build_redis ;;
         nginx) build_nginx ;;
         postgres) build_postgres ;;
+        attack) build_attack ;;
         docker-archive) build_busybox && build_docker_archive ;;
         *) usage ;;
         esac

@@ -11,6 +11,7 @@
 //! left out of the runtime (about 45 KB of every binary), and the one usage error that
 //! can occur, an option without its value, is reported here with clap's wording.
 
+use crate::confine::policy::SecurityOptions;
 use crate::payload::Payload;
 use crate::process::ProcessOverrides;
 use clap::{CommandFactory, FromArgMatches, Parser};
@@ -36,7 +37,22 @@ pub struct Cli {
     /// User to run as: name, uid, name:group or uid:gid (from the image's /etc/passwd)
     #[arg(short = 'u', long = "user", value_name = "USER[:GROUP]")]
     pub user: Option<String>,
-    /// Explain on stderr what the runtime does (cache, user mapping, mounts)
+    /// Add a capability to the default set (docker's names, e.g. NET_ADMIN; ALL for all)
+    #[arg(long = "cap-add", value_name = "CAP")]
+    pub cap_add: Vec<String>,
+    /// Drop a capability from the default set (ALL: keep only those added)
+    #[arg(long = "cap-drop", value_name = "CAP")]
+    pub cap_drop: Vec<String>,
+    /// seccomp=unconfined, seccomp=PROFILE.json (docker's format), no-new-privileges
+    #[arg(long = "security-opt", value_name = "OPT")]
+    pub security_opt: Vec<String>,
+    /// Every capability, no seccomp filter, no masked paths (still in your user namespace)
+    #[arg(long)]
+    pub privileged: bool,
+    /// Mount the container's root read-only (with tmpfs on /tmp, /run and /var/tmp)
+    #[arg(long = "read-only")]
+    pub read_only: bool,
+    /// Explain on stderr what the runtime does (cache, user mapping, mounts, confinement)
     #[arg(long)]
     pub debug: bool,
     /// Print the runtime's and the image's version
@@ -52,6 +68,17 @@ pub struct Cli {
 }
 
 impl Cli {
+    /// The security options, for [`crate::confine::policy::Confinement::resolve`].
+    pub fn security(&self) -> SecurityOptions {
+        SecurityOptions {
+            cap_add: self.cap_add.clone(),
+            cap_drop: self.cap_drop.clone(),
+            security_opt: self.security_opt.clone(),
+            privileged: self.privileged,
+            read_only: self.read_only,
+        }
+    }
+
     /// The process overrides these options ask for.
     pub fn overrides(&self) -> ProcessOverrides {
         ProcessOverrides {
@@ -463,7 +490,12 @@ Options:
       --env-file <FILE>       Read environment variables from a file (KEY=VALUE per line, # comments)
   -w, --workdir <DIR>         Working directory inside the container (created if missing)
   -u, --user <USER[:GROUP]>   User to run as: name, uid, name:group or uid:gid (from the image's /etc/passwd)
-      --debug                 Explain on stderr what the runtime does (cache, user mapping, mounts)
+      --cap-add <CAP>         Add a capability to the default set (docker's names, e.g. NET_ADMIN; ALL for all)
+      --cap-drop <CAP>        Drop a capability from the default set (ALL: keep only those added)
+      --security-opt <OPT>    seccomp=unconfined, seccomp=PROFILE.json (docker's format), no-new-privileges
+      --privileged            Every capability, no seccomp filter, no masked paths (still in your user namespace)
+      --read-only             Mount the container's root read-only (with tmpfs on /tmp, /run and /var/tmp)
+      --debug                 Explain on stderr what the runtime does (cache, user mapping, mounts, confinement)
       --version               Print the runtime's and the image's version
   -h, --help                  Print help
 

@@ -35,6 +35,8 @@ pub mod payload;
 pub mod cache;
 #[cfg(feature = "runtime")]
 pub mod cli;
+#[cfg(feature = "runtime")]
+pub mod confine;
 pub mod decompress;
 #[cfg(feature = "runtime")]
 pub mod layer;

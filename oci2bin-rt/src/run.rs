@@ -6,8 +6,10 @@
 //! and exit with 125, like `docker run`; 126 and 127 come from a command that cannot be
 //! executed or found inside the container.
 
-use crate::cache::{ensure_rootfs, CacheError, CacheOptions};
+use crate::cache::runs::RunDir;
+use crate::cache::{cache_root, ensure_rootfs, CacheError, CacheOptions};
 use crate::cli::{self, Cli, ImageInfo, Invocation};
+use crate::confine::policy::{Confinement, PolicyError};
 use crate::ns::ident::random_id;
 use crate::ns::report::Reporter;
 use crate::ns::userns::detect_mapping;
@@ -18,7 +20,7 @@ use crate::process::exit::RUNTIME_ERROR;
 use crate::process::{ProcessError, ProcessSpec};
 use std::ffi::OsString;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Why a run failed before the workload could start.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +40,9 @@ pub enum RunError {
     /// The container could not be created.
     #[error(transparent)]
     Container(#[from] ContainerError),
+    /// A security option cannot be honoured.
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
 }
 
 /// The executable's name for messages: the file name of `argv[0]`.
@@ -52,6 +57,7 @@ pub fn program_name(argv0: Option<&OsString>) -> String {
 /// Runs the image embedded as `payload` with this process's arguments and exits with the
 /// container's code. Called by the `main!` macro of a generated executable.
 pub fn main(payload: &'static [u8]) -> ! {
+    crate::process::fds::close_inherited();
     let args: Vec<OsString> = std::env::args_os().collect();
     let program = program_name(args.first());
     let code = match run_payload(&program, args, payload, true) {
@@ -78,6 +84,7 @@ pub fn main(payload: &'static [u8]) -> ! {
 /// oci2bin_rt::run::main_attached()
 /// ```
 pub fn main_attached() -> ! {
+    crate::process::fds::close_inherited();
     match crate::payload::attached::payload() {
         Ok(payload) => main(payload),
         Err(e) => {
@@ -111,30 +118,42 @@ fn run_payload(
         Err(e) => return Err(RunError::Usage(e.to_string())),
     };
     let reporter = Reporter::new(program, cli.debug);
+    let confinement = Confinement::resolve(&cli.security())?;
     let options = CacheOptions {
         debug: cli.debug,
         payload_is_mapped_file: mapped_file,
         ..Default::default()
     };
     let rootfs = ensure_rootfs(&payload, &options)?;
-    run_image(payload.config.config().as_ref(), &cli, &rootfs, reporter)
+    let run = RunDir::create(&cache_root()?)?;
+    let identity = rootfs.identity()?;
+    run_image(
+        payload.config.config().as_ref(),
+        &cli,
+        (&rootfs.path, Some(identity)),
+        confinement,
+        run,
+        reporter,
+    )
 }
 
-/// Runs an image whose root is already unpacked at `rootfs`, with the image `config` and the
-/// parsed options `cli`; returns the container's exit code.
+/// Runs an image whose root is already unpacked at `rootfs` (with the (device, inode) the
+/// container must find there, if known), with the image `config`, the
+/// parsed options `cli` and the resolved `confinement`, in the run directory `run` (removed
+/// afterwards); returns the container's exit code.
 ///
 /// Separate from [`run`] so that the container can be driven with any root directory.
 pub fn run_image(
     config: Option<&Config>,
     cli: &Cli,
-    rootfs: &Path,
+    (rootfs, identity): (&Path, Option<(u64, u64)>),
+    confinement: Confinement,
+    run: RunDir,
     reporter: Reporter,
 ) -> Result<i32, RunError> {
-    // The scratch mount must not hide the cache: compare real paths.
-    let rootfs: PathBuf = std::fs::canonicalize(rootfs).unwrap_or_else(|_| rootfs.into());
     let hostname = random_id();
     let host_env = |key: &std::ffi::OsStr| std::env::var_os(key);
-    let process = ProcessSpec::resolve(config, &cli.overrides(), &rootfs, &hostname, &host_env)?;
+    let process = ProcessSpec::resolve(config, &cli.overrides(), rootfs, &hostname, &host_env)?;
     let mapping = detect_mapping(process.uid, process.gid);
     reporter.debug(mapping.describe());
     reporter.debug(format_args!(
@@ -145,15 +164,29 @@ pub fn run_image(
         process.gid,
         process.additional_gids
     ));
+    if run.stale_count() > 0 {
+        reporter.debug(format_args!(
+            "run directory: removing {} left by killed runs when this one ends",
+            run.stale_count()
+        ));
+    }
     let spec = ContainerSpec {
-        rootfs,
+        rootfs: rootfs.to_path_buf(),
+        rootfs_identity: identity,
         process,
         mapping,
         hostname,
-        reporter,
+        reporter: reporter.clone(),
         sysctl_root: "/proc/sys".into(),
+        confinement,
+        run_dir: run.path.clone(),
+        cleanup: Some(run.cleanup()),
     };
-    Ok(run_container(&spec, &LinuxSyscall)?)
+    let result = run_container(&spec, &LinuxSyscall);
+    for failure in run.finish() {
+        reporter.debug(format_args!("run directory: cannot remove {failure}"));
+    }
+    Ok(result?)
 }
 
 #[cfg(test)]

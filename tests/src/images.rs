@@ -1,7 +1,7 @@
 //! The images end-to-end tests run: built once, cached between runs.
 //!
 //! * [`test_images`]: the Debian-based images of `scripts/build-test-images.sh` (busybox,
-//!   redis, nginx, postgres, postgres-user, busybox.docker-archive.tar). Needs root,
+//!   redis, nginx, postgres, postgres-user, attack, busybox.docker-archive.tar). Needs root,
 //!   mmdebstrap and the Debian mirror; the first build takes several minutes, later runs only
 //!   check that they exist (the script skips built images).
 //! * [`fixture_images`]: the layouts of `tests/fixtures/mkimage.py` (layered, hostile-*,
@@ -25,7 +25,14 @@ pub const MKIMAGE: &str = "tests/fixtures/mkimage.py";
 /// The test image script, relative to the workspace root.
 pub const BUILD_SCRIPT: &str = "scripts/build-test-images.sh";
 /// The images the script builds, as OCI layouts in [`test_images`].
-pub const TEST_IMAGES: [&str; 5] = ["busybox", "redis", "nginx", "postgres", "postgres-user"];
+pub const TEST_IMAGES: [&str; 6] = [
+    "busybox",
+    "redis",
+    "nginx",
+    "postgres",
+    "postgres-user",
+    "attack",
+];
 
 fn images_lock() -> FileLock {
     FileLock::acquire(&test_images_dir().join(".lock")).expect("cannot lock the test images")

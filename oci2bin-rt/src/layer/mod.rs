@@ -10,7 +10,7 @@ mod apply;
 mod entry_name;
 mod error;
 mod meta;
-mod remove;
+pub(crate) mod remove;
 pub mod resolve;
 mod whiteout;
 

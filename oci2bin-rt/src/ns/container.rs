@@ -12,14 +12,22 @@
 //! through `newuidmap`/`newgidmap` for subordinate ranges. A one-byte pipe message tells the
 //! child the maps are in place and which kind they are. The network namespace is the host's,
 //! like `docker run --network host`.
+//!
+//! The init is closed to the workload: it starts a session of its own (the caller's terminal
+//! and process group are out of reach), is not dumpable (it never calls `execve`, so its
+//! memory stays owned by the host's user namespace and nothing inside can ptrace it or open
+//! its `/proc/1/{mem,environ,fd,exe}`), holds no descriptor of the caller's (the runtime
+//! closed them all at start), and joins a new session keyring before the workload starts.
 
+use crate::cache::runs::RunCleanup;
+use crate::confine::policy::Confinement;
 use crate::ns::diagnose::diagnose;
 use crate::ns::error::ContainerError;
 use crate::ns::etc::{host_resolv_conf, write_etc_files};
 use crate::ns::mounts::mount_kernel_filesystems;
 use crate::ns::pivot::enter_root;
 use crate::ns::report::Reporter;
-use crate::ns::rootfs::{choose_scratch, prepare_root, SCRATCH_CANDIDATES};
+use crate::ns::rootfs::prepare_root;
 use crate::ns::syscall::Syscall;
 use crate::ns::userns::{write_maps, AppliedMapping, IdMapPlan};
 use crate::process::exit::{exit_code, RUNTIME_ERROR};
@@ -28,11 +36,12 @@ use crate::process::signals::{block_supervised, supervise, Reaping};
 use crate::process::spec::ProcessSpec;
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
+use nix::mount::MsFlags;
 use nix::sched::CloneFlags;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use std::os::fd::OwnedFd;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// The namespaces every container gets: all but network (and cgroup, which needs cgroup v2
 /// delegation to be useful).
@@ -47,6 +56,9 @@ pub const NAMESPACES: CloneFlags = CloneFlags::CLONE_NEWUSER
 pub struct ContainerSpec {
     /// The pristine image root (the cache's, never written): the overlay's lower layer.
     pub rootfs: PathBuf,
+    /// The (device, inode) of `rootfs` as checked by the cache; the init mounts only that
+    /// directory (`None`: whatever `rootfs` is, for roots outside the cache).
+    pub rootfs_identity: Option<(u64, u64)>,
     /// The workload.
     pub process: ProcessSpec,
     /// How ids are mapped.
@@ -57,6 +69,12 @@ pub struct ContainerSpec {
     pub reporter: Reporter,
     /// Where the sysctls are, for explaining a refused user namespace (`/proc/sys`).
     pub sysctl_root: PathBuf,
+    /// Capabilities, seccomp, masked paths, read-only root.
+    pub confinement: Confinement,
+    /// The run's directory (`upper`, `work`, `root`; see [`crate::cache::runs`]).
+    pub run_dir: PathBuf,
+    /// What the init removes when the workload has ended (`None`: nothing).
+    pub cleanup: Option<RunCleanup>,
 }
 
 /// Runs the container and returns its exit code (the workload's code, 128 + N if it was
@@ -66,19 +84,14 @@ pub struct ContainerSpec {
 /// The calling process must be single-threaded. It keeps the forwarded signals blocked
 /// afterwards (it is expected to exit with the code).
 pub fn run_container(spec: &ContainerSpec, sys: &dyn Syscall) -> Result<i32, ContainerError> {
-    let scratch =
-        choose_scratch(&spec.rootfs, &SCRATCH_CANDIDATES, Path::is_dir).ok_or_else(|| {
-            ContainerError::NoScratchDir {
-                rootfs: spec.rootfs.clone(),
-            }
-        })?;
     let resolv_conf = host_resolv_conf();
     spec.reporter.debug(format_args!(
         "namespaces: user, mount, pid, uts, ipc (network is the host's); hostname {}; \
-         scratch tmpfs on {} inside the mount namespace",
+         run directory {}",
         spec.hostname,
-        scratch.display()
+        spec.run_dir.display()
     ));
+    spec.reporter.debug(spec.confinement.describe());
     block_supervised().map_err(|errno| ContainerError::Process {
         step: "block the forwarded signals",
         errno,
@@ -100,8 +113,7 @@ pub fn run_container(spec: &ContainerSpec, sys: &dyn Syscall) -> Result<i32, Con
         }
         Ok(None) => {
             drop(ready_write);
-            let code = match init_container(sys, spec, &scratch, resolv_conf.as_deref(), ready_read)
-            {
+            let code = match init_container(sys, spec, resolv_conf.as_deref(), ready_read) {
                 Ok(code) => code,
                 Err(e) => {
                     spec.reporter.error(&e);
@@ -143,10 +155,18 @@ fn supervise_from_host(
 fn init_container(
     sys: &dyn Syscall,
     spec: &ContainerSpec,
-    scratch: &Path,
     resolv_conf: Option<&[u8]>,
     ready: OwnedFd,
 ) -> Result<i32, ContainerError> {
+    sys.setsid().map_err(|errno| ContainerError::Process {
+        step: "start the init's own session (setsid)",
+        errno,
+    })?;
+    sys.set_undumpable()
+        .map_err(|errno| ContainerError::Process {
+            step: "make the init non-dumpable (PR_SET_DUMPABLE)",
+            errno,
+        })?;
     // If the runtime dies (SIGKILL), take the container with it rather than leave it
     // running unsupervised.
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(|errno| ContainerError::Sync {
@@ -172,9 +192,37 @@ fn init_container(
         errno: Errno::EPIPE,
     })?;
     drop(ready);
-    let root = setup_container(sys, spec, scratch, resolv_conf, applied)?;
+    if let Err(errno) = sys.join_new_session_keyring() {
+        // Inside another container keyctl may be filtered; the workload's filter denies
+        // keyctl anyway, so the caller's keyring is still out of its reach.
+        spec.reporter.debug(format_args!(
+            "session keyring: cannot join a new one ({errno}); keyctl is denied to the workload"
+        ));
+    }
+    let root = setup_container(sys, spec, resolv_conf, applied)?;
     enter_root(sys, &root)?;
-    run_init(sys, &spec.process, applied, &spec.reporter)
+    let code = run_init(
+        sys,
+        &spec.process,
+        applied,
+        &spec.confinement,
+        &spec.reporter,
+    );
+    end_container(spec);
+    code
+}
+
+/// After the workload has ended: kills what is left in the pid namespace, reaps it, and
+/// empties the run's directories (only possible in here, as root of the user namespace).
+fn end_container(spec: &ContainerSpec) {
+    let _ = kill(Pid::from_raw(-1), Signal::SIGKILL);
+    while !matches!(nix::sys::wait::waitpid(None, None), Err(Errno::ECHILD)) {}
+    if let Some(cleanup) = &spec.cleanup {
+        for failure in cleanup.clean_inside() {
+            spec.reporter
+                .debug(format_args!("run directory: cannot remove {failure}"));
+        }
+    }
 }
 
 /// Builds the container's root below `scratch` and sets the hostname; returns the root's
@@ -182,12 +230,26 @@ fn init_container(
 pub fn setup_container(
     sys: &dyn Syscall,
     spec: &ContainerSpec,
-    scratch: &Path,
     resolv_conf: Option<&[u8]>,
     applied: AppliedMapping,
 ) -> Result<PathBuf, ContainerError> {
-    let (root, _) = prepare_root(sys, &spec.rootfs, scratch, &spec.reporter)?;
-    mount_kernel_filesystems(sys, &root, applied == AppliedMapping::Full, &spec.reporter)?;
+    let lower = match spec.rootfs_identity {
+        Some(identity) => sys
+            .reopen_dir_checked(&spec.rootfs, identity)
+            .map_err(|errno| ContainerError::Lower {
+                path: spec.rootfs.clone(),
+                errno,
+            })?,
+        None => spec.rootfs.clone(),
+    };
+    let (root, _) = prepare_root(sys, &lower, &spec.run_dir, &spec.reporter)?;
+    mount_kernel_filesystems(
+        sys,
+        &root,
+        applied == AppliedMapping::Full,
+        &spec.confinement,
+        &spec.reporter,
+    )?;
     write_etc_files(sys, &root, &spec.hostname, resolv_conf)?;
     sys.resolve_dir_in_root(&root, &spec.process.cwd, true)
         .map_err(|errno| ContainerError::Workdir {
@@ -199,6 +261,16 @@ pub fn setup_container(
             name: spec.hostname.clone(),
             errno,
         })?;
+    if spec.confinement.read_only_root {
+        // Only the root's own mount: /tmp, /run, /dev and the rest stay as they are.
+        let flags = sys.mount_flags(&root).unwrap_or(MsFlags::empty());
+        let remount = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY | flags;
+        sys.mount(None, &root, None, remount, None)
+            .map_err(ContainerError::mount(
+                "the root read-only (--read-only)",
+                &root,
+            ))?;
+    }
     Ok(root)
 }
 
@@ -207,11 +279,12 @@ mod tests {
     use super::*;
     use crate::ns::recording::{Call, RecordingSyscall};
     use crate::ns::userns::{choose_mapping, HostUser};
-    use nix::mount::MsFlags;
+    use std::path::Path;
 
     fn spec() -> ContainerSpec {
         ContainerSpec {
             rootfs: "/cache/root".into(),
+            rootfs_identity: None,
             process: ProcessSpec {
                 args: vec!["/bin/sh".into()],
                 env: vec![],
@@ -235,42 +308,51 @@ mod tests {
             hostname: "0123456789ab".into(),
             reporter: Reporter::new("test", false),
             sysctl_root: "/proc/sys".into(),
+            confinement: Confinement::default(),
+            run_dir: "/tmp".into(),
+            cleanup: None,
         }
     }
 
     #[test]
-    fn setup_order_private_scratch_overlay_kernel_fs_etc_workdir_hostname() {
+    fn setup_order_private_overlay_kernel_fs_masks_etc_workdir_hostname() {
         let sys = RecordingSyscall::new();
-        let root = setup_container(
-            &sys,
-            &spec(),
-            Path::new("/tmp"),
-            None,
-            AppliedMapping::Single,
-        )
-        .unwrap();
+        let root = setup_container(&sys, &spec(), None, AppliedMapping::Single).unwrap();
         assert_eq!(root, Path::new("/tmp/root"));
-        assert_eq!(
-            sys.mount_targets(),
-            vec![
-                "/",
-                "/tmp",
-                "/tmp/root",
-                "/tmp/root/proc",
-                "/tmp/root/dev",
-                "/tmp/root/dev/null",
-                "/tmp/root/dev/zero",
-                "/tmp/root/dev/full",
-                "/tmp/root/dev/random",
-                "/tmp/root/dev/urandom",
-                "/tmp/root/dev/tty",
-                "/tmp/root/dev/pts",
-                "/tmp/root/dev/shm",
-                "/tmp/root/dev/mqueue",
-                "/tmp/root/sys",
-                "/tmp/root/tmp",
-            ]
+        let mut want: Vec<String> = [
+            "/",
+            "/tmp/root",
+            "/tmp/root/proc",
+            "/tmp/root/dev",
+            "/tmp/root/dev/null",
+            "/tmp/root/dev/zero",
+            "/tmp/root/dev/full",
+            "/tmp/root/dev/random",
+            "/tmp/root/dev/urandom",
+            "/tmp/root/dev/tty",
+            "/tmp/root/dev/pts",
+            "/tmp/root/dev/shm",
+            "/tmp/root/dev/mqueue",
+            "/tmp/root/sys",
+        ]
+        .map(String::from)
+        .to_vec();
+        let masked = crate::confine::paths::MASKED_PROC
+            .iter()
+            .map(|n| format!("/tmp/root/proc/{n}"));
+        want.extend(masked);
+        want.extend(
+            crate::confine::paths::MASKED_SYS
+                .iter()
+                .map(|n| format!("/tmp/root/sys/{n}")),
         );
+        want.extend(
+            crate::confine::paths::READONLY_PROC
+                .iter()
+                .map(|n| format!("/tmp/root/proc/{n}")),
+        );
+        want.push("/tmp/root/tmp".into());
+        assert_eq!(sys.mount_targets(), want);
         let calls = sys.calls();
         assert_eq!(
             calls[0],
@@ -296,8 +378,7 @@ mod tests {
             |c| matches!(c, Call::ResolveDir(_, p, _) if p == Path::new("/data")),
             Errno::ENOTDIR,
         );
-        let err = setup_container(&sys, &spec(), Path::new("/tmp"), None, AppliedMapping::Full)
-            .unwrap_err();
+        let err = setup_container(&sys, &spec(), None, AppliedMapping::Full).unwrap_err();
         assert!(err.to_string().contains("working directory /data"), "{err}");
     }
 

@@ -9,6 +9,14 @@ use std::path::PathBuf;
 /// A failure while creating or entering the container.
 #[derive(Debug, thiserror::Error)]
 pub enum ContainerError {
+    /// The cached image root is not the directory the cache checked.
+    #[error("cannot use the cached image {} as the container's root: {errno}{}", path.display(), if *errno == Errno::ESTALE { " (it was replaced after it was checked: something is changing the cache; run again)" } else { "" })]
+    Lower {
+        /// The cache entry.
+        path: PathBuf,
+        /// The error (`ESTALE`: replaced).
+        errno: Errno,
+    },
     /// `clone(CLONE_NEWUSER | ...)` failed.
     #[error("cannot create the container's user namespace: {errno}\n{diagnosis}")]
     UserNamespace {
@@ -58,15 +66,6 @@ pub enum ContainerError {
         path: PathBuf,
         /// The kernel's answer.
         errno: Errno,
-    },
-    /// No directory to hold the run's tmpfs exists on the host.
-    #[error(
-        "no directory for the container's scratch mount: none of /tmp, /run, /mnt, /var/tmp \
-         exists outside the image cache {rootfs}"
-    )]
-    NoScratchDir {
-        /// The cached root that the scratch directory must not contain.
-        rootfs: PathBuf,
     },
     /// The copy fallback for overlayfs failed.
     #[error(transparent)]

@@ -6,6 +6,8 @@
 //! `/dev` is a tmpfs holding bind mounts of the host's harmless character devices (a user
 //! namespace may not create device nodes), a private devpts instance and a `/dev/shm`.
 
+use crate::confine::paths::protect_kernel_paths;
+use crate::confine::policy::Confinement;
 use crate::ns::error::ContainerError;
 use crate::ns::report::Reporter;
 use crate::ns::syscall::Syscall;
@@ -45,7 +47,7 @@ pub fn mount_proc(
     sys: &dyn Syscall,
     root: &Path,
     reporter: &Reporter,
-) -> Result<(), ContainerError> {
+) -> Result<PathBuf, ContainerError> {
     let target = mount_point(sys, root, "/proc")?;
     let fresh = sys.mount(
         Some(Path::new("proc")),
@@ -67,7 +69,7 @@ pub fn mount_proc(
         )
         .map_err(ContainerError::mount("a bind of the host's /proc", &target))?;
     }
-    Ok(())
+    Ok(target)
 }
 
 /// Builds `/dev`: a tmpfs with [`DEVICES`] bound from the host, `pts` (a new devpts instance,
@@ -80,7 +82,7 @@ pub fn mount_dev(
     root: &Path,
     tty_gid_mapped: bool,
     reporter: &Reporter,
-) -> Result<(), ContainerError> {
+) -> Result<PathBuf, ContainerError> {
     let dev = mount_point(sys, root, "/dev")?;
     sys.mount(
         Some(Path::new("tmpfs")),
@@ -161,7 +163,7 @@ pub fn mount_dev(
         sys.symlink(Path::new(target), &link)
             .map_err(write_err(&link))?;
     }
-    Ok(())
+    Ok(dev)
 }
 
 /// Binds the host's `/sys` read-only (a fresh sysfs needs a network namespace of our own,
@@ -169,8 +171,9 @@ pub fn mount_dev(
 pub fn mount_sys(
     sys: &dyn Syscall,
     root: &Path,
+    read_only: bool,
     reporter: &Reporter,
-) -> Result<(), ContainerError> {
+) -> Result<Option<PathBuf>, ContainerError> {
     let target = mount_point(sys, root, "/sys")?;
     if let Err(errno) = sys.mount(
         Some(Path::new("/sys")),
@@ -182,10 +185,13 @@ pub fn mount_sys(
         reporter.debug(format_args!(
             "/sys: cannot bind the host's /sys ({errno}), left empty"
         ));
-        return Ok(());
+        return Ok(None);
+    }
+    if !read_only {
+        return Ok(Some(target));
     }
     if sys.make_readonly_recursive(&target).is_ok() {
-        return Ok(());
+        return Ok(Some(target));
     }
     // Before Linux 5.12: remount the top mount read-only, repeating its locked flags.
     let flags = sys.mount_flags(&target).unwrap_or(RESTRICTED);
@@ -193,33 +199,54 @@ pub fn mount_sys(
     if let Err(errno) = sys.mount(None, &target, None, remount, None) {
         reporter.debug(format_args!("/sys: cannot make it read-only ({errno})"));
     }
-    Ok(())
+    Ok(Some(target))
 }
 
-/// Mounts a fresh, world-writable tmpfs on `/tmp`.
-pub fn mount_tmp(sys: &dyn Syscall, root: &Path) -> Result<(), ContainerError> {
-    let target = mount_point(sys, root, "/tmp")?;
+/// Options of the `/tmp` tmpfs: world-writable with the sticky bit, and bounded, because a
+/// tmpfs is RAM (docker's `--tmpfs` size for `/dev/shm`-like mounts, 64 MiB, would be too
+/// small for programs that spool to `/tmp`; a quarter of RAM is the bound here).
+pub const TMP_OPTIONS: &str = "mode=1777,size=25%";
+
+/// Mounts a fresh tmpfs with `options` on `path` inside the root (created if missing).
+pub fn mount_tmpfs(
+    sys: &dyn Syscall,
+    root: &Path,
+    path: &str,
+    options: &str,
+) -> Result<(), ContainerError> {
+    let target = mount_point(sys, root, path)?;
     sys.mount(
         Some(Path::new("tmpfs")),
         &target,
         Some("tmpfs"),
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-        Some("mode=1777"),
+        Some(options),
     )
-    .map_err(ContainerError::mount("the /tmp tmpfs", &target))
+    .map_err(ContainerError::mount("a tmpfs", &target))
 }
 
-/// All of the above, in order: `/proc`, `/dev`, `/sys`, `/tmp`.
+/// All of the above, in order: `/proc`, `/dev`, `/sys`, then the masked and read-only
+/// kernel paths the confinement asks for, and `/tmp` (plus `/run` and `/var/tmp` for a
+/// read-only root, as podman's `--read-only-tmpfs`).
 pub fn mount_kernel_filesystems(
     sys: &dyn Syscall,
     root: &Path,
     tty_gid_mapped: bool,
+    confinement: &Confinement,
     reporter: &Reporter,
 ) -> Result<(), ContainerError> {
-    mount_proc(sys, root, reporter)?;
-    mount_dev(sys, root, tty_gid_mapped, reporter)?;
-    mount_sys(sys, root, reporter)?;
-    mount_tmp(sys, root)
+    let proc = mount_proc(sys, root, reporter)?;
+    let dev = mount_dev(sys, root, tty_gid_mapped, reporter)?;
+    let sysfs = mount_sys(sys, root, confinement.protect_kernel_paths, reporter)?;
+    if confinement.protect_kernel_paths {
+        protect_kernel_paths(sys, &proc, sysfs.as_deref(), &dev.join("null"))?;
+    }
+    mount_tmpfs(sys, root, "/tmp", TMP_OPTIONS)?;
+    if confinement.read_only_root {
+        mount_tmpfs(sys, root, "/run", "mode=0755,size=25%")?;
+        mount_tmpfs(sys, root, "/var/tmp", TMP_OPTIONS)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -349,7 +376,7 @@ mod tests {
     #[test]
     fn sys_readonly_with_fallback_remount() {
         let sys = RecordingSyscall::new();
-        mount_sys(&sys, Path::new("/r"), &quiet()).unwrap();
+        mount_sys(&sys, Path::new("/r"), true, &quiet()).unwrap();
         assert_eq!(
             sys.calls()[1..],
             [
@@ -365,7 +392,7 @@ mod tests {
         );
         let sys = RecordingSyscall::new();
         sys.fail_when(|c| matches!(c, Call::ReadonlyRecursive(_)), Errno::ENOSYS);
-        mount_sys(&sys, Path::new("/r"), &quiet()).unwrap();
+        mount_sys(&sys, Path::new("/r"), true, &quiet()).unwrap();
         assert_eq!(
             sys.calls().pop().unwrap(),
             Call::mount(
@@ -379,13 +406,20 @@ mod tests {
         // A refused bind leaves /sys empty without failing the run.
         let sys = RecordingSyscall::new();
         sys.fail_when(|c| matches!(c, Call::Mount { .. }), Errno::EPERM);
-        mount_sys(&sys, Path::new("/r"), &quiet()).unwrap();
+        mount_sys(&sys, Path::new("/r"), true, &quiet()).unwrap();
     }
 
     #[test]
     fn order_of_kernel_filesystems() {
         let sys = RecordingSyscall::new();
-        mount_kernel_filesystems(&sys, Path::new("/r"), false, &quiet()).unwrap();
+        mount_kernel_filesystems(
+            &sys,
+            Path::new("/r"),
+            false,
+            &Confinement::default(),
+            &quiet(),
+        )
+        .unwrap();
         let resolved: Vec<PathBuf> = sys
             .calls()
             .into_iter()
@@ -410,8 +444,25 @@ mod tests {
                 "/r/tmp",
                 Some("tmpfs"),
                 MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-                Some("mode=1777")
+                Some(TMP_OPTIONS)
             )
         );
+    }
+
+    #[test]
+    fn a_read_only_root_gets_tmpfs_on_run_and_var_tmp_and_privileged_no_masks() {
+        let sys = RecordingSyscall::new();
+        let confinement = Confinement {
+            read_only_root: true,
+            protect_kernel_paths: false,
+            ..Confinement::default()
+        };
+        mount_kernel_filesystems(&sys, Path::new("/r"), false, &confinement, &quiet()).unwrap();
+        let targets = sys.mount_targets();
+        assert!(targets.ends_with(&["/r/tmp".into(), "/r/run".into(), "/r/var/tmp".into()]));
+        assert!(!targets.contains(&"/r/proc/keys".to_string()));
+        assert!(!sys
+            .calls()
+            .contains(&Call::ReadonlyRecursive("/r/sys".into())));
     }
 }

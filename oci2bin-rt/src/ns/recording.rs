@@ -4,6 +4,7 @@
 //! Calls succeed unless a failure rule matches; rules let a test make one operation fail with
 //! a chosen errno to exercise a fallback (`pivot_root` → `EINVAL`, overlay → `EPERM`).
 
+use crate::confine::caps::CapMask;
 use crate::ns::copy::CopyError;
 use crate::ns::syscall::Syscall;
 use nix::errno::Errno;
@@ -71,6 +72,18 @@ pub enum Call {
     Setresgid(u32),
     /// `setresuid`.
     Setresuid(u32),
+    /// `setsid`.
+    Setsid,
+    /// `set_undumpable`.
+    SetUndumpable,
+    /// `join_new_session_keyring`.
+    JoinSessionKeyring,
+    /// `limit_capabilities`, with the mask kept.
+    LimitCapabilities(u64),
+    /// `set_no_new_privs`.
+    SetNoNewPrivs,
+    /// `reopen_dir_checked(path)`.
+    ReopenChecked(PathBuf),
 }
 
 impl Call {
@@ -287,6 +300,31 @@ impl Syscall for RecordingSyscall {
 
     fn setresuid(&self, uid: Uid) -> nix::Result<()> {
         self.record(Call::Setresuid(uid.as_raw()))
+    }
+
+    fn setsid(&self) -> nix::Result<()> {
+        self.record(Call::Setsid)
+    }
+
+    fn set_undumpable(&self) -> nix::Result<()> {
+        self.record(Call::SetUndumpable)
+    }
+
+    fn join_new_session_keyring(&self) -> nix::Result<()> {
+        self.record(Call::JoinSessionKeyring)
+    }
+
+    fn limit_capabilities(&self, keep: CapMask) -> nix::Result<()> {
+        self.record(Call::LimitCapabilities(keep.0))
+    }
+
+    fn set_no_new_privs(&self) -> nix::Result<()> {
+        self.record(Call::SetNoNewPrivs)
+    }
+
+    fn reopen_dir_checked(&self, path: &Path, _identity: (u64, u64)) -> nix::Result<PathBuf> {
+        self.record(Call::ReopenChecked(path.into()))?;
+        Ok(path.into())
     }
 }
 

@@ -1,11 +1,11 @@
 //! The container's root: a throwaway writable view of the pristine cached image.
 //!
-//! A tmpfs is mounted for the run (the *scratch*), and an overlay is mounted on it with the
-//! cached root as the read-only lower layer and upper/work directories on the scratch. So
-//! every run starts from the image as built, writes vanish when the run ends, and the cache
-//! is never written. Where overlayfs cannot be mounted (old kernels, a cache on a file
-//! system overlayfs does not accept as a lower layer) the root is copied into the scratch
-//! instead: slower, same behaviour.
+//! An overlay is mounted with the cached root as the read-only lower layer and the upper and
+//! work directories in the run's directory on disk (see [`crate::cache::runs`]). So every
+//! run starts from the image as built, what the workload writes is on disk rather than in
+//! RAM and vanishes when the run ends, and the cache is never written. Where overlayfs
+//! cannot be mounted (old kernels, a cache on a file system overlayfs does not accept as a
+//! lower layer) the root is copied into the run's directory instead: slower, same behaviour.
 
 use crate::ns::error::ContainerError;
 use crate::ns::report::Reporter;
@@ -14,30 +14,12 @@ use nix::errno::Errno;
 use nix::mount::MsFlags;
 use std::path::{Path, PathBuf};
 
-/// Host directories that may hold the scratch tmpfs, in order of preference. The tmpfs only
-/// hides them inside the container's mount namespace.
-pub const SCRATCH_CANDIDATES: [&str; 4] = ["/tmp", "/run", "/mnt", "/var/tmp"];
-
-/// Picks the first candidate for which `is_dir` holds and that does not contain `rootfs`
-/// (mounting over it would hide the image).
-pub fn choose_scratch(
-    rootfs: &Path,
-    candidates: &[&str],
-    is_dir: impl Fn(&Path) -> bool,
-) -> Option<PathBuf> {
-    candidates
-        .iter()
-        .map(Path::new)
-        .find(|c| !rootfs.starts_with(c) && is_dir(c))
-        .map(Path::to_path_buf)
-}
-
 /// How the root was made.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RootKind {
     /// overlayfs over the cached root.
     Overlay,
-    /// A private copy on the scratch tmpfs.
+    /// A private copy in the run's directory.
     Copy,
 }
 
@@ -53,12 +35,13 @@ fn escape_overlay_path(path: &Path) -> String {
     out
 }
 
-/// Makes every mount private, mounts the scratch tmpfs on `scratch`, and builds the root
-/// from `lower` on it; returns the root's path (a mount point, ready for `pivot_root`).
+/// Makes every mount private and builds the root from `lower` in the run directory
+/// `run_dir` (which has `upper`, `work` and `root`); returns the root's path (a mount
+/// point, ready for `pivot_root`).
 pub fn prepare_root(
     sys: &dyn Syscall,
     lower: &Path,
-    scratch: &Path,
+    run_dir: &Path,
     reporter: &Reporter,
 ) -> Result<(PathBuf, RootKind), ContainerError> {
     let mount_err = ContainerError::mount;
@@ -74,17 +57,9 @@ pub fn prepare_root(
         "/ as private (MS_REC|MS_PRIVATE)",
         Path::new("/"),
     ))?;
-    sys.mount(
-        Some(Path::new("tmpfs")),
-        scratch,
-        Some("tmpfs"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-        Some("mode=0755"),
-    )
-    .map_err(mount_err("the run's scratch tmpfs", scratch))?;
-    let upper = scratch.join("upper");
-    let work = scratch.join("work");
-    let root = scratch.join("root");
+    let upper = run_dir.join("upper");
+    let work = run_dir.join("work");
+    let root = run_dir.join("root");
     for dir in [&upper, &work, &root] {
         sys.mkdir(dir, 0o755)
             .map_err(|errno| ContainerError::WriteFile {
@@ -116,14 +91,14 @@ pub fn prepare_root(
     match result {
         Ok(()) => {
             reporter.debug(format_args!(
-                "root: overlayfs over {} (writes go to a tmpfs and vanish with the run)",
+                "root: overlayfs over {} (writes go to the run's directory on disk and vanish with the run)",
                 lower.display()
             ));
             Ok((root, RootKind::Overlay))
         }
         Err(errno) => {
             reporter.debug(format_args!(
-                "root: overlayfs cannot be mounted ({errno}); copying {} into the run's tmpfs",
+                "root: overlayfs cannot be mounted ({errno}); copying {} into the run's directory",
                 lower.display()
             ));
             sys.copy_tree(lower, &root)?;
@@ -150,32 +125,6 @@ mod tests {
     }
 
     #[test]
-    fn scratch_avoids_the_cache_and_missing_dirs() {
-        let all = |_: &Path| true;
-        assert_eq!(
-            choose_scratch(
-                Path::new("/home/u/.cache/oci2bin/r"),
-                &SCRATCH_CANDIDATES,
-                all
-            ),
-            Some(PathBuf::from("/tmp"))
-        );
-        assert_eq!(
-            choose_scratch(Path::new("/tmp/cache/r"), &SCRATCH_CANDIDATES, all),
-            Some(PathBuf::from("/run"))
-        );
-        let only_var_tmp = |p: &Path| p == Path::new("/var/tmp");
-        assert_eq!(
-            choose_scratch(Path::new("/x"), &SCRATCH_CANDIDATES, only_var_tmp),
-            Some(PathBuf::from("/var/tmp"))
-        );
-        assert_eq!(
-            choose_scratch(Path::new("/var/tmp/c"), &SCRATCH_CANDIDATES, only_var_tmp),
-            None
-        );
-    }
-
-    #[test]
     fn overlay_sequence() {
         let sys = RecordingSyscall::new();
         let (root, kind) =
@@ -188,13 +137,6 @@ mod tests {
             sys.calls(),
             vec![
                 Call::mount(None, "/", None, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None),
-                Call::mount(
-                    Some("tmpfs"),
-                    "/tmp",
-                    Some("tmpfs"),
-                    MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-                    Some("mode=0755")
-                ),
                 Call::Mkdir("/tmp/upper".into(), 0o755),
                 Call::Mkdir("/tmp/work".into(), 0o755),
                 Call::Mkdir("/tmp/root".into(), 0o755),
@@ -254,16 +196,5 @@ mod tests {
                 None
             )
         );
-    }
-
-    #[test]
-    fn a_refused_scratch_tmpfs_names_its_target() {
-        let sys = RecordingSyscall::new();
-        sys.fail_when(
-            |c| matches!(c, Call::Mount { fstype: Some(t), .. } if t == "tmpfs"),
-            Errno::EPERM,
-        );
-        let err = prepare_root(&sys, Path::new("/c"), Path::new("/tmp"), &quiet()).unwrap_err();
-        assert!(err.to_string().contains("scratch tmpfs on /tmp"), "{err}");
     }
 }

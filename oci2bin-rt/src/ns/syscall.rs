@@ -5,6 +5,7 @@
 //! by unit tests with a recording fake, without root and without touching the host.
 //! [`LinuxSyscall`] is the real implementation.
 
+use crate::confine::caps::{limit_to, CapMask};
 use crate::layer::resolve::{open_in_root, ResolveMode, Resolver};
 use crate::ns::copy::{copy_tree, CopyError};
 use nix::errno::Errno;
@@ -89,6 +90,28 @@ pub trait Syscall {
     fn setresgid(&self, gid: Gid) -> nix::Result<()>;
     /// `setresuid(2)` with all three ids equal.
     fn setresuid(&self, uid: Uid) -> nix::Result<()>;
+    /// `setsid(2)`: a new session and process group, with no controlling terminal, so the
+    /// workload can neither inject input into the caller's terminal nor signal its group.
+    fn setsid(&self) -> nix::Result<()>;
+    /// `prctl(PR_SET_DUMPABLE, 0)`: the container's init (which never calls `execve`, so its
+    /// memory belongs to the host's user namespace) cannot then be ptraced, and its
+    /// `/proc/1/{mem,environ,fd,exe}` cannot be opened, from inside the container.
+    fn set_undumpable(&self) -> nix::Result<()>;
+    /// `keyctl(KEYCTL_JOIN_SESSION_KEYRING, NULL)`: a new anonymous session keyring, so the
+    /// container cannot read or plant keys in the caller's.
+    fn join_new_session_keyring(&self) -> nix::Result<()>;
+    /// Limits the bounding set to `keep` and empties the inheritable and ambient sets (see
+    /// [`crate::confine::caps::limit_to`]).
+    fn limit_capabilities(&self, keep: CapMask) -> nix::Result<()>;
+    /// `prctl(PR_SET_NO_NEW_PRIVS, 1)`.
+    fn set_no_new_privs(&self) -> nix::Result<()>;
+    /// Opens the directory `path` (not following a final symlink) and checks that it is the
+    /// file `identity` (device, inode) that the runtime checked before the clone; returns a
+    /// path through the new descriptor (`/proc/self/fd/N`, kept open for the process's life)
+    /// that names exactly that directory, whatever happens to `path` afterwards. Fails with
+    /// `ESTALE` if `path` is now another directory. (A descriptor opened before the clone
+    /// cannot serve: overlayfs refuses a lower layer on a mount of another mount namespace.)
+    fn reopen_dir_checked(&self, path: &Path, identity: (u64, u64)) -> nix::Result<PathBuf>;
 }
 
 /// The real [`Syscall`]: each method is the Linux system call it names.
@@ -294,6 +317,49 @@ impl Syscall for LinuxSyscall {
 
     fn setresuid(&self, uid: Uid) -> nix::Result<()> {
         nix::unistd::setresuid(uid, uid, uid)
+    }
+
+    fn setsid(&self) -> nix::Result<()> {
+        nix::unistd::setsid().map(drop)
+    }
+
+    fn set_undumpable(&self) -> nix::Result<()> {
+        nix::sys::prctl::set_dumpable(false)
+    }
+
+    fn join_new_session_keyring(&self) -> nix::Result<()> {
+        /// `KEYCTL_JOIN_SESSION_KEYRING` (<linux/keyctl.h>).
+        const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+        // SAFETY: a NULL name asks for a new anonymous keyring; no memory is passed.
+        let res = unsafe {
+            libc::syscall(
+                libc::SYS_keyctl,
+                KEYCTL_JOIN_SESSION_KEYRING,
+                std::ptr::null::<libc::c_char>(),
+            )
+        };
+        Errno::result(res).map(drop)
+    }
+
+    fn limit_capabilities(&self, keep: CapMask) -> nix::Result<()> {
+        limit_to(keep).map_err(|_| Errno::last())
+    }
+
+    fn set_no_new_privs(&self) -> nix::Result<()> {
+        nix::sys::prctl::set_no_new_privs()
+    }
+
+    fn reopen_dir_checked(&self, path: &Path, identity: (u64, u64)) -> nix::Result<PathBuf> {
+        let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let fd = nix::fcntl::open(path, flags, Mode::empty())?;
+        let st = nix::sys::stat::fstat(&fd)?;
+        if (st.st_dev, st.st_ino) != identity {
+            return Err(Errno::ESTALE);
+        }
+        let fd_path = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+        // Deliberately kept open: the path above is only valid while it is.
+        std::mem::forget(fd);
+        Ok(fd_path)
     }
 }
 

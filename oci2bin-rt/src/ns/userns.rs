@@ -167,19 +167,27 @@ pub fn choose_mapping(
     }
 }
 
-/// Finds an executable `name` in the host's `PATH` (or the usual places when unset).
-fn find_helper(name: &str) -> Option<PathBuf> {
+/// The only directories `newuidmap`/`newgidmap` are taken from. They are setuid programs
+/// the runtime runs with the caller's authority, so they are never looked up in `PATH`: an
+/// empty or relative entry there (`PATH=:/usr/bin`) would run a `./newuidmap` planted in
+/// the current directory.
+pub const HELPER_DIRS: [&str; 5] = ["/usr/bin", "/bin", "/usr/sbin", "/sbin", "/usr/local/bin"];
+
+/// Finds the executable `name` in [`HELPER_DIRS`] (`dirs` in tests).
+fn find_helper_in(name: &str, dirs: &[&str]) -> Option<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
-    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin:/usr/sbin:/sbin".into());
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|p| {
-            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
+    dirs.iter().map(|dir| Path::new(dir).join(name)).find(|p| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    })
+}
+
+/// Finds the host helper `name` (see [`HELPER_DIRS`]).
+fn find_helper(name: &str) -> Option<PathBuf> {
+    find_helper_in(name, &HELPER_DIRS)
 }
 
 /// Chooses the mapping for the calling user on this host: reads `/etc/subuid`,
-/// `/etc/subgid` and looks for the helpers in `PATH`.
+/// `/etc/subgid` and looks for the helpers in [`HELPER_DIRS`].
 pub fn detect_mapping(target_uid: u32, target_gid: u32) -> IdMapPlan {
     let mut host = HostUser::current();
     if host.uid == 0 {
@@ -671,5 +679,19 @@ mod tests {
         let r = vec![range(100000, 65536)];
         let plan = choose_mapping(user(), 0, 0, r.clone(), r, helpers());
         assert!(plan.describe().contains("100000-165535"));
+    }
+
+    #[test]
+    fn helpers_come_from_fixed_absolute_dirs_only() {
+        assert!(HELPER_DIRS.iter().all(|d| d.starts_with('/')));
+        let dir = tempfile::tempdir().unwrap();
+        let planted = dir.path().join("newuidmap");
+        std::fs::write(&planted, "#!/bin/sh\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&planted, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let d = dir.path().to_str().unwrap();
+        assert_eq!(find_helper_in("newuidmap", &[d]), Some(planted));
+        // The search never consults PATH or the current directory.
+        assert_eq!(find_helper_in("newuidmap", &["/nonexistent-dir"]), None);
     }
 }

@@ -1,6 +1,7 @@
 //! Starting the workload inside the container: its ids, working directory, a clean signal
 //! state and file descriptor table, then `execve` with a `PATH` lookup done inside the image.
 
+use crate::confine::policy::Confinement;
 use crate::ns::report::Reporter;
 use crate::ns::syscall::Syscall;
 use crate::ns::userns::AppliedMapping;
@@ -135,13 +136,41 @@ fn c_strings(items: &[OsString]) -> Result<Vec<CString>, ExecFailure> {
         .collect()
 }
 
-/// Becomes the workload: ids, working directory, signals, descriptors, then `execve` along
-/// `PATH`. Returns only on failure.
+/// A runtime error (125) for a confinement step that failed.
+fn confinement_failure(step: &str, errno: Errno) -> ExecFailure {
+    ExecFailure {
+        code: RUNTIME_ERROR,
+        message: format!("cannot {step}: {errno}; nothing was run"),
+    }
+}
+
+/// Confines the calling process before it becomes the workload, in the order each step
+/// allows: a session of its own (no controlling terminal, its own process group), the
+/// capability bounding set (needs `CAP_SETPCAP`, so before the ids change), then
+/// `no_new_privs` when asked for.
+pub fn confine_workload(sys: &dyn Syscall, confinement: &Confinement) -> Result<(), ExecFailure> {
+    sys.setsid()
+        .map_err(|e| confinement_failure("start a new session (setsid)", e))?;
+    sys.limit_capabilities(confinement.caps)
+        .map_err(|e| confinement_failure("limit the capabilities", e))?;
+    if confinement.no_new_privs {
+        sys.set_no_new_privs()
+            .map_err(|e| confinement_failure("set no_new_privs", e))?;
+    }
+    Ok(())
+}
+
+/// Becomes the workload: confinement, ids, working directory, signals, descriptors, then
+/// `execve` along `PATH`. Returns only on failure.
 pub fn exec_workload(
     sys: &dyn Syscall,
     spec: &ProcessSpec,
     mapping: AppliedMapping,
+    confinement: &Confinement,
 ) -> ExecFailure {
+    if let Err(failure) = confine_workload(sys, confinement) {
+        return failure;
+    }
     if let Err(errno) = apply_credentials(sys, spec, mapping) {
         return ExecFailure {
             code: RUNTIME_ERROR,
@@ -197,9 +226,10 @@ pub fn exec_or_exit(
     sys: &dyn Syscall,
     spec: &ProcessSpec,
     mapping: AppliedMapping,
+    confinement: &Confinement,
     reporter: &Reporter,
 ) -> ! {
-    let failure = exec_workload(sys, spec, mapping);
+    let failure = exec_workload(sys, spec, mapping, confinement);
     reporter.error(&failure);
     std::process::exit(failure.code)
 }
@@ -280,7 +310,7 @@ mod tests {
     fn failing_setuid_is_a_runtime_error() {
         let sys = RecordingSyscall::new();
         sys.fail_when(|c| matches!(c, Call::Setresuid(_)), Errno::EINVAL);
-        let f = exec_workload(&sys, &spec(), AppliedMapping::Full);
+        let f = exec_workload(&sys, &spec(), AppliedMapping::Full, &Confinement::default());
         assert_eq!(f.code, RUNTIME_ERROR);
         assert!(f.message.contains("999:998"), "{}", f.message);
     }
@@ -289,8 +319,48 @@ mod tests {
     fn failing_chdir_is_reported_with_the_path() {
         let sys = RecordingSyscall::new();
         sys.fail_when(|c| matches!(c, Call::Chdir(_)), Errno::EACCES);
-        let f = exec_workload(&sys, &spec(), AppliedMapping::Single);
+        let f = exec_workload(
+            &sys,
+            &spec(),
+            AppliedMapping::Single,
+            &Confinement::default(),
+        );
         assert_eq!(f.code, RUNTIME_ERROR);
         assert!(f.message.contains("/data"), "{}", f.message);
+    }
+
+    #[test]
+    fn confinement_comes_before_the_ids_change() {
+        let sys = RecordingSyscall::new();
+        sys.fail_when(|c| matches!(c, Call::Chdir(_)), Errno::EACCES);
+        let confinement = Confinement {
+            no_new_privs: true,
+            ..Confinement::default()
+        };
+        exec_workload(&sys, &spec(), AppliedMapping::Full, &confinement);
+        let calls = sys.calls();
+        assert_eq!(
+            calls[..4],
+            [
+                Call::Setsid,
+                Call::LimitCapabilities(0x8004_05fb),
+                Call::SetNoNewPrivs,
+                Call::Setgroups(vec![10, 29]),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_failing_confinement_step_runs_nothing() {
+        let sys = RecordingSyscall::new();
+        sys.fail_when(|c| matches!(c, Call::LimitCapabilities(_)), Errno::EPERM);
+        let f = exec_workload(&sys, &spec(), AppliedMapping::Full, &Confinement::default());
+        assert_eq!(f.code, RUNTIME_ERROR);
+        assert!(
+            f.message.contains("limit the capabilities"),
+            "{}",
+            f.message
+        );
+        assert!(!sys.calls().iter().any(|c| matches!(c, Call::Setresuid(_))));
     }
 }

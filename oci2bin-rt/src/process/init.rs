@@ -7,6 +7,7 @@
 //! code. When pid 1 exits the kernel kills everything else in the namespace, which is what
 //! docker does when the main process ends.
 
+use crate::confine::policy::Confinement;
 use crate::ns::error::ContainerError;
 use crate::ns::report::Reporter;
 use crate::ns::syscall::Syscall;
@@ -26,6 +27,7 @@ pub fn run_init(
     sys: &dyn Syscall,
     spec: &ProcessSpec,
     mapping: AppliedMapping,
+    confinement: &Confinement,
     reporter: &Reporter,
 ) -> Result<i32, ContainerError> {
     // SAFETY: the init is single-threaded: it was cloned from the single-threaded runtime.
@@ -34,7 +36,7 @@ pub fn run_init(
         step: "fork the workload process",
         errno,
     })? {
-        ForkResult::Child => exec_or_exit(sys, spec, mapping, reporter),
+        ForkResult::Child => exec_or_exit(sys, spec, mapping, confinement, reporter),
         ForkResult::Parent { child } => {
             let status =
                 supervise(child, Reaping::All).map_err(|errno| ContainerError::Process {

@@ -6,6 +6,7 @@ pub mod command;
 pub mod env;
 pub mod exec;
 pub mod exit;
+pub mod fds;
 pub mod init;
 pub mod signals;
 pub mod spec;

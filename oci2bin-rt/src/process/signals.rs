@@ -2,11 +2,10 @@
 //! and the container's init (pid 1 inside).
 //!
 //! Both block the forwarded signals and `SIGCHLD` and collect them with `sigwaitinfo`, which
-//! needs no handler and no async-signal-safety reasoning. A signal sent by some process
-//! (`kill`, `timeout`, a service manager) is passed on to the child. A signal the kernel
-//! generated for the terminal's foreground process group (Ctrl-C, Ctrl-\, window resize,
-//! hangup) is not: the workload is in that group and has received it already, and passing it
-//! on again would, for example, make redis treat one Ctrl-C as two.
+//! needs no handler and no async-signal-safety reasoning. Every signal is passed on, also
+//! those the kernel generates for the terminal's foreground process group (Ctrl-C, Ctrl-\,
+//! hangup): the init and the workload each run in a session of their own, away from the
+//! caller's terminal and process group, so the runtime is the only one to receive them.
 
 use crate::process::exit::exit_code;
 use nix::errno::Errno;
@@ -42,12 +41,6 @@ pub fn block_supervised() -> nix::Result<()> {
     sigprocmask(SigmaskHow::SIG_BLOCK, Some(&supervised_set()), None)
 }
 
-/// Whether a signal with this `si_code` came from a process (forward it) rather than from
-/// the kernel's terminal handling (the workload got its own copy).
-pub fn should_forward(si_code: i32) -> bool {
-    si_code != libc::SI_KERNEL
-}
-
 /// Resets every signal disposition to the default and unblocks all signals, just before
 /// `execve` of the workload: the runtime ignores `SIGPIPE` (Rust does) and may have been
 /// started with signals ignored (`nohup`), none of which the workload should inherit.
@@ -74,15 +67,15 @@ pub enum Reaping {
     All,
 }
 
-/// Waits for one supervised signal; returns its number and `si_code`.
-fn wait_signal(set: &SigSet) -> nix::Result<(i32, i32)> {
+/// Waits for one supervised signal; returns its number.
+fn wait_signal(set: &SigSet) -> nix::Result<i32> {
     // SAFETY: siginfo_t is plain data; sigwaitinfo fills it.
     let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
     loop {
         // SAFETY: `set` is a valid sigset and `info` a valid siginfo_t to write.
         let res = unsafe { libc::sigwaitinfo(set.as_ref(), &mut info) };
         match Errno::result(res) {
-            Ok(signo) => return Ok((signo, info.si_code)),
+            Ok(signo) => return Ok(signo),
             Err(Errno::EINTR) => continue,
             Err(e) => return Err(e),
         }
@@ -118,8 +111,8 @@ pub fn supervise(child: Pid, reaping: Reaping) -> nix::Result<WaitStatus> {
         if let Some(status) = reap(child, reaping)? {
             return Ok(status);
         }
-        let (signo, code) = wait_signal(&set)?;
-        if signo == libc::SIGCHLD || !should_forward(code) {
+        let signo = wait_signal(&set)?;
+        if signo == libc::SIGCHLD {
             continue;
         }
         if let Ok(signal) = Signal::try_from(signo) {
@@ -132,14 +125,6 @@ pub fn supervise(child: Pid, reaping: Reaping) -> nix::Result<WaitStatus> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn kernel_generated_signals_are_not_forwarded() {
-        assert!(!should_forward(libc::SI_KERNEL));
-        assert!(should_forward(libc::SI_USER));
-        assert!(should_forward(libc::SI_QUEUE));
-        assert!(should_forward(libc::SI_TKILL));
-    }
 
     #[test]
     fn supervised_set_has_forwarded_and_sigchld() {

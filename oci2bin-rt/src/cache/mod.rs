@@ -7,17 +7,24 @@
 //!
 //! Unpacking goes to a temporary directory beside the final one, renamed into place only when
 //! complete and verified; a lock file makes concurrent first runs unpack once; a temporary
-//! directory left by a killed run is removed by the next one under the lock.
+//! directory left by a killed run is removed by the next run of any image. Every directory
+//! in the cache must be the caller's and writable by nobody else ([`trust`]).
 
 use crate::decompress::decoder;
-use crate::layer::{apply_layer, remove_tree, ApplyOptions, ApplyReport, LayerError};
+use crate::layer::remove::{list_dir, remove_all_at};
+use crate::layer::{apply_layer, ApplyOptions, ApplyReport, LayerError};
 use crate::oci::{Digest, Sha256Reader};
 use crate::payload::{Payload, PayloadLayer};
+use nix::fcntl::OFlag;
 use nix::fcntl::{Flock, FlockArg};
 use std::fs::{self, File};
 use std::io::{self, BufReader, Write};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::DirBuilderExt;
+use trust::{caller_uid, make_random_dir, open_dir_at, open_lock_at, open_root, TrustError};
+
+pub mod runs;
+pub mod trust;
 use std::path::{Path, PathBuf};
 
 /// Settings for [`ensure_rootfs`].
@@ -50,6 +57,9 @@ pub enum CacheError {
         #[source]
         source: io::Error,
     },
+    /// A cache directory is not trusted (see [`trust`]).
+    #[error(transparent)]
+    Untrusted(#[from] TrustError),
     /// The cache is on a file system mounted `noexec`.
     #[error("the cache directory {} is on a file system mounted noexec, so the image's programs could not run; set OCI2BIN_CACHE_DIR to a directory on an executable file system", .0.display())]
     NoExec(PathBuf),
@@ -128,46 +138,88 @@ pub fn rootfs_path(root: &Path, config_digest: &Digest) -> PathBuf {
     root.join("images").join(config_digest.hex()).join("rootfs")
 }
 
-/// Returns the unpacked root of `payload`'s image, unpacking it first if needed.
-pub fn ensure_rootfs(payload: &Payload<'_>, opts: &CacheOptions) -> Result<PathBuf, CacheError> {
-    let root = match &opts.dir {
+/// An unpacked image root in the cache, held open: the container mounts it only if it is
+/// still this directory, so nothing can swap it between the checks and the mount.
+#[derive(Debug)]
+pub struct CachedRoot {
+    /// Its path on the host, for messages.
+    pub path: PathBuf,
+    /// The open root directory.
+    pub fd: OwnedFd,
+}
+
+impl CachedRoot {
+    /// The (device, inode) of the checked directory, which the container's init verifies
+    /// before mounting `path` (see [`crate::ns::Syscall::reopen_dir_checked`]).
+    pub fn identity(&self) -> Result<(u64, u64), CacheError> {
+        let st = nix::sys::stat::fstat(&self.fd)
+            .map_err(|e| io_err("checking", &self.path)(e.into()))?;
+        Ok((st.st_dev, st.st_ino))
+    }
+}
+
+/// Returns the unpacked root of the payload's image, unpacking it first if the cache has
+/// none. Every cache directory is checked (see [`trust`]) and opened relative to a checked
+/// one; temporary directories have random names; those left by killed runs of any image are
+/// removed on the way.
+pub fn ensure_rootfs(payload: &Payload<'_>, opts: &CacheOptions) -> Result<CachedRoot, CacheError> {
+    let root_path = match &opts.dir {
         Some(d) => d.clone(),
         None => cache_root()?,
     };
-    let rootfs = rootfs_path(&root, &payload.config_digest);
-    if rootfs.is_dir() {
-        if opts.debug {
-            eprintln!("oci2bin: using cached image {}", rootfs.display());
-        }
-        return Ok(rootfs);
-    }
-    let images = root.join("images");
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&images)
-        .map_err(io_err("creating", &images))?;
+    let uid = caller_uid();
+    let root = open_root(&root_path, uid)?;
+    let images_path = root_path.join("images");
+    let images = open_dir_at(root.as_fd(), &root_path, "images".as_ref(), true, uid)?
+        .expect("created when missing");
     let hex = payload.config_digest.hex();
-    let lock_path = images.join(format!("{hex}.lock"));
-    let lock_file = File::create(&lock_path).map_err(io_err("creating", &lock_path))?;
+    let rootfs_path = rootfs_path(&root_path, &payload.config_digest);
+    let cached = open_cached(images.as_fd(), &images_path, hex, uid)?;
+    remove_stale(images.as_fd(), &images_path, hex, false, opts.debug)?;
+    if let Some(fd) = cached {
+        if opts.debug {
+            eprintln!("oci2bin: using cached image {}", rootfs_path.display());
+        }
+        return Ok(CachedRoot {
+            path: rootfs_path,
+            fd,
+        });
+    }
+    let lock_name = format!("{hex}.lock");
+    let lock_file = File::from(open_lock_at(
+        images.as_fd(),
+        &images_path,
+        lock_name.as_ref(),
+        uid,
+        false,
+    )?);
+    let lock_path = images_path.join(&lock_name);
     let _lock = Flock::lock(lock_file, FlockArg::LockExclusive)
         .map_err(|(_, e)| io_err("locking", &lock_path)(e.into()))?;
-    if rootfs.is_dir() {
-        // Another run unpacked it while we waited.
-        return Ok(rootfs);
+    if let Some(fd) = open_cached(images.as_fd(), &images_path, hex, uid)? {
+        return Ok(CachedRoot {
+            path: rootfs_path,
+            fd,
+        });
     }
-    check_exec(&images)?;
-    remove_stale(&images, hex, opts.debug)?;
-    let tmp = images.join(format!(".tmp-{hex}-{}", std::process::id()));
-    let result = unpack_into(payload, &tmp, opts);
-    match result {
+    check_exec(images.as_fd(), &images_path)?;
+    remove_stale(images.as_fd(), &images_path, hex, true, opts.debug)?;
+    let tmp_name = make_random_dir(images.as_fd(), &format!(".tmp-{hex}-"))
+        .map_err(|e| io_err("creating a temporary directory in", &images_path)(e.into()))?;
+    let tmp = images_path.join(&tmp_name);
+    match unpack_into(payload, &tmp, opts) {
         Ok(()) => {
-            let final_dir = images.join(hex);
-            fs::rename(&tmp, &final_dir).map_err(io_err("renaming into place", &final_dir))?;
-            Ok(rootfs)
+            nix::fcntl::renameat(images.as_fd(), tmp_name.as_str(), images.as_fd(), hex)
+                .map_err(|e| io_err("renaming into place", &images_path.join(hex))(e.into()))?;
+            let fd = open_cached(images.as_fd(), &images_path, hex, uid)?
+                .ok_or_else(|| io_err("opening", &rootfs_path)(io::ErrorKind::NotFound.into()))?;
+            Ok(CachedRoot {
+                path: rootfs_path,
+                fd,
+            })
         }
         Err(e) => {
-            if let Err(clean) = remove_tree(&tmp) {
+            if let Err(clean) = remove_all_at(images.as_fd(), tmp_name.as_ref()) {
                 eprintln!(
                     "oci2bin: warning: could not remove the partial unpack {}: {clean}",
                     tmp.display()
@@ -178,30 +230,85 @@ pub fn ensure_rootfs(payload: &Payload<'_>, opts: &CacheOptions) -> Result<PathB
     }
 }
 
-/// Refuses a cache on a `noexec` mount before spending time unpacking into it.
-fn check_exec(dir: &Path) -> Result<(), CacheError> {
-    let st = nix::sys::statvfs::statvfs(dir).map_err(|e| io_err("checking", dir)(e.into()))?;
+/// Opens `images/<hex>/rootfs` when the entry exists: the entry must pass the trust check
+/// (it is ours and only we can write to it, so nobody else can have put `rootfs` there),
+/// and neither is followed if it is a symlink.
+fn open_cached(
+    images: BorrowedFd<'_>,
+    images_path: &Path,
+    hex: &str,
+    uid: u32,
+) -> Result<Option<OwnedFd>, CacheError> {
+    let Some(entry) = open_dir_at(images, images_path, hex.as_ref(), false, uid)? else {
+        return Ok(None);
+    };
+    let path = images_path.join(hex).join("rootfs");
+    let flags = OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_RDONLY;
+    match nix::fcntl::openat(
+        entry.as_fd(),
+        "rootfs",
+        flags,
+        nix::sys::stat::Mode::empty(),
+    ) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(nix::errno::Errno::ELOOP) => Err(TrustError::Symlink(path).into()),
+        Err(e) => Err(io_err("opening", &path)(e.into())),
+    }
+}
+
+/// Refuses a cache on a `noexec` file system, where no program of the image could run.
+fn check_exec(dir: BorrowedFd<'_>, path: &Path) -> Result<(), CacheError> {
+    let st = nix::sys::statvfs::fstatvfs(dir).map_err(|e| io_err("checking", path)(e.into()))?;
     if st.flags().contains(nix::sys::statvfs::FsFlags::ST_NOEXEC) {
-        return Err(CacheError::NoExec(dir.to_path_buf()));
+        return Err(CacheError::NoExec(path.to_path_buf()));
     }
     Ok(())
 }
 
-/// Removes temporary directories of this image left by killed runs (we hold the lock, so no
-/// live run owns one).
-fn remove_stale(images: &Path, hex: &str, debug: bool) -> Result<(), CacheError> {
-    let prefix = format!(".tmp-{hex}-");
-    for entry in fs::read_dir(images).map_err(io_err("listing", images))? {
-        let entry = entry.map_err(io_err("listing", images))?;
-        if entry.file_name().to_string_lossy().starts_with(&prefix) {
-            if debug {
-                eprintln!(
-                    "oci2bin: removing partial unpack {}",
-                    entry.path().display()
-                );
+/// Removes the temporary directories (`.tmp-<hex>-<random>`) that killed first runs left:
+/// those of `hex` when `own` is set (the caller holds `hex`'s lock), and those of every
+/// other image whose lock nobody holds, so a killed unpack is cleaned up by the next run of
+/// any image.
+fn remove_stale(
+    images: BorrowedFd<'_>,
+    images_path: &Path,
+    hex: &str,
+    own: bool,
+    debug: bool,
+) -> Result<(), CacheError> {
+    let names = list_dir(images).map_err(|e| io_err("listing", images_path)(e.into()))?;
+    for name in names {
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(".tmp-")) else {
+            continue;
+        };
+        let Some((owner, _)) = rest.split_once('-') else {
+            continue;
+        };
+        // Another image's: only if no run holds its lock (a run unpacking it right now).
+        let _held = if owner == hex {
+            if !own {
+                continue;
             }
-            remove_tree(&entry.path()).map_err(io_err("removing", &entry.path()))?;
+            None
+        } else {
+            let lock_name = format!("{owner}.lock");
+            let Ok(fd) = open_lock_at(images, images_path, lock_name.as_ref(), caller_uid(), false)
+            else {
+                continue;
+            };
+            match Flock::lock(File::from(fd), FlockArg::LockExclusiveNonblock) {
+                Ok(lock) => Some(lock),
+                Err(_) => continue,
+            }
+        };
+        if debug {
+            eprintln!(
+                "oci2bin: removing partial unpack {}",
+                images_path.join(&name).display()
+            );
         }
+        remove_all_at(images, &name)
+            .map_err(|e| io_err("removing", &images_path.join(&name))(e.into()))?;
     }
     Ok(())
 }
@@ -431,12 +538,12 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let bytes = payload(&[tar_of(&[("a", b"1")]), tar_of(&[("b", b"2")])], false);
         let p = Payload::parse(&bytes).unwrap();
-        let root = ensure_rootfs(&p, &opts(t.path())).unwrap();
+        let root = ensure_rootfs(&p, &opts(t.path())).unwrap().path;
         assert_eq!(fs::read(root.join("a")).unwrap(), b"1");
         assert_eq!(fs::read(root.join("b")).unwrap(), b"2");
         // A second run finds it without unpacking: a marker file survives.
         fs::write(root.join("marker"), b"x").unwrap();
-        assert_eq!(ensure_rootfs(&p, &opts(t.path())).unwrap(), root);
+        assert_eq!(ensure_rootfs(&p, &opts(t.path())).unwrap().path, root);
         assert!(root.join("marker").exists());
     }
 
@@ -449,7 +556,7 @@ mod tests {
                 .map(|_| {
                     s.spawn(|| {
                         let p = Payload::parse(&bytes).unwrap();
-                        ensure_rootfs(&p, &opts(t.path())).unwrap()
+                        ensure_rootfs(&p, &opts(t.path())).unwrap().path
                     })
                 })
                 .collect();
@@ -474,7 +581,7 @@ mod tests {
             .join("images")
             .join(format!(".tmp-{}-999999", p.config_digest.hex()));
         fs::create_dir_all(stale.join("rootfs/half")).unwrap();
-        let root = ensure_rootfs(&p, &opts(t.path())).unwrap();
+        let root = ensure_rootfs(&p, &opts(t.path())).unwrap().path;
         assert!(!stale.exists());
         assert!(!root.join("half").exists());
         assert_eq!(fs::read(root.join("a")).unwrap(), b"1");
