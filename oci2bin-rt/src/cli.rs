@@ -52,6 +52,15 @@ pub struct Cli {
     /// Mount the container's root read-only (with tmpfs on /tmp, /run and /var/tmp)
     #[arg(long = "read-only")]
     pub read_only: bool,
+    /// Give the container a terminal of its own (default when stdin and stdout are terminals)
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// No terminal for the container even on a terminal (stdin is still passed on)
+    #[arg(long = "no-tty")]
+    pub no_tty: bool,
+    /// Keep stdin open (it always is; accepted for docker's -i and -it)
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
     /// Explain on stderr what the runtime does (cache, user mapping, mounts, confinement)
     #[arg(long)]
     pub debug: bool,
@@ -279,6 +288,21 @@ fn our_option<'c>(cmd: &'c clap::Command, word: &str) -> Option<(&'c clap::Arg, 
 /// Splits the arguments where the container's start: at `--`, at the first non-option, or
 /// at the first option that is not one of `cmd`'s, and puts a `--` there for clap. An option
 /// that needs a value and is last is an error.
+/// `-it` as `-i -t`: a word of two or more short options that all take no value.
+fn combined_flags(cmd: &clap::Command, word: &str) -> Option<Vec<String>> {
+    let shorts = word
+        .strip_prefix('-')
+        .filter(|r| r.len() > 1 && !r.starts_with('-'))?;
+    shorts
+        .chars()
+        .map(|c| {
+            cmd.get_arguments()
+                .find(|a| a.get_short() == Some(c) && !takes_value(a))
+                .map(|_| format!("-{c}"))
+        })
+        .collect()
+}
+
 fn split_container_args(
     cmd: &clap::Command,
     args: Vec<OsString>,
@@ -293,6 +317,10 @@ fn split_container_args(
         if text == "--" {
             out.push(arg);
             break;
+        }
+        if let Some(flags) = combined_flags(cmd, text) {
+            out.extend(flags.into_iter().map(OsString::from));
+            continue;
         }
         let Some((option, attached)) = our_option(cmd, text) else {
             out.push("--".into());
@@ -495,6 +523,9 @@ Options:
       --security-opt <OPT>    seccomp=unconfined, seccomp=PROFILE.json (docker's format), no-new-privileges
       --privileged            Every capability, no seccomp filter, no masked paths (still in your user namespace)
       --read-only             Mount the container's root read-only (with tmpfs on /tmp, /run and /var/tmp)
+  -t, --tty                   Give the container a terminal of its own (default when stdin and stdout are terminals)
+      --no-tty                No terminal for the container even on a terminal (stdin is still passed on)
+  -i, --interactive           Keep stdin open (it always is; accepted for docker's -i and -it)
       --debug                 Explain on stderr what the runtime does (cache, user mapping, mounts, confinement)
       --version               Print the runtime's and the image's version
   -h, --help                  Print help
@@ -520,5 +551,15 @@ Image:
         assert_eq!(quote("echo hi"), "'echo hi'");
         assert_eq!(quote("it's"), "'it'\\''s'");
         assert_eq!(quote(""), "''");
+    }
+
+    #[test]
+    fn combined_short_flags_like_docker_it() {
+        let cli = run(&["-it", "sh"]);
+        assert!(cli.tty && cli.interactive);
+        assert_eq!(cli.args, os(&["sh"]));
+        // Not all ours: the word is the container's command.
+        let cli = run(&["-ix", "sh"]);
+        assert_eq!(cli.args, os(&["-ix", "sh"]));
     }
 }

@@ -137,6 +137,26 @@ fn run_payload(
     )
 }
 
+/// Whether the container gets a terminal: `-t` (which needs one on stdin, as docker's
+/// `-it` does), never with `--no-tty`, and by default when stdin and stdout are both
+/// terminals, so an interactive `./busybox` feels like `docker run -it busybox` while
+/// pipes, files and services get plain stdio as with `docker run`.
+fn wants_tty(cli: &Cli) -> Result<bool, RunError> {
+    let stdin = nix::unistd::isatty(std::io::stdin()).unwrap_or(false);
+    if cli.no_tty {
+        return Ok(false);
+    }
+    if cli.tty {
+        if !stdin {
+            return Err(RunError::Usage(
+                "error: -t needs a terminal on stdin (the input device is not a TTY); leave -t out for pipes and files\n".into(),
+            ));
+        }
+        return Ok(true);
+    }
+    Ok(stdin && nix::unistd::isatty(std::io::stdout()).unwrap_or(false))
+}
+
 /// Runs an image whose root is already unpacked at `rootfs` (with the (device, inode) the
 /// container must find there, if known), with the image `config`, the
 /// parsed options `cli` and the resolved `confinement`, in the run directory `run` (removed
@@ -170,6 +190,7 @@ pub fn run_image(
             run.stale_count()
         ));
     }
+    let tty = wants_tty(cli)?;
     let spec = ContainerSpec {
         rootfs: rootfs.to_path_buf(),
         rootfs_identity: identity,
@@ -181,6 +202,7 @@ pub fn run_image(
         confinement,
         run_dir: run.path.clone(),
         cleanup: Some(run.cleanup()),
+        tty,
     };
     let result = run_container(&spec, &LinuxSyscall);
     for failure in run.finish() {

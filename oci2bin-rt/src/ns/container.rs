@@ -32,6 +32,8 @@ use crate::ns::syscall::Syscall;
 use crate::ns::userns::{write_maps, AppliedMapping, IdMapPlan};
 use crate::process::exit::{exit_code, RUNTIME_ERROR};
 use crate::process::init::run_init;
+use crate::process::pty::{acknowledge, hand_over, open_container_pty, receive_master};
+use crate::process::relay::{copy_window_size, relay_until_exit, RawMode};
 use crate::process::signals::{block_supervised, supervise, Reaping};
 use crate::process::spec::ProcessSpec;
 use nix::errno::Errno;
@@ -39,8 +41,9 @@ use nix::fcntl::OFlag;
 use nix::mount::MsFlags;
 use nix::sched::CloneFlags;
 use nix::sys::signal::{kill, Signal};
+use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use nix::unistd::Pid;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 
 /// The namespaces every container gets: all but network (and cgroup, which needs cgroup v2
@@ -75,6 +78,8 @@ pub struct ContainerSpec {
     pub run_dir: PathBuf,
     /// What the init removes when the workload has ended (`None`: nothing).
     pub cleanup: Option<RunCleanup>,
+    /// Whether the workload gets a terminal of its own, relayed to the caller's (`-t`).
+    pub tty: bool,
 }
 
 /// Runs the container and returns its exit code (the workload's code, 128 + N if it was
@@ -101,6 +106,26 @@ pub fn run_container(spec: &ContainerSpec, sys: &dyn Syscall) -> Result<i32, Con
             step: "create the pipe",
             errno,
         })?;
+    let tty_socket = if spec.tty {
+        Some(
+            socketpair(
+                AddressFamily::Unix,
+                SockType::SeqPacket,
+                None,
+                SockFlag::SOCK_CLOEXEC,
+            )
+            .map_err(|errno| ContainerError::Sync {
+                step: "create the terminal socket",
+                errno,
+            })?,
+        )
+    } else {
+        None
+    };
+    let (tty_host, tty_init) = match tty_socket {
+        Some((a, b)) => (Some(a), Some(b)),
+        None => (None, None),
+    };
     // SAFETY: the runtime is single-threaded (documented requirement of this function).
     match unsafe { sys.clone_process(NAMESPACES) } {
         Err(errno) => Err(ContainerError::UserNamespace {
@@ -109,11 +134,14 @@ pub fn run_container(spec: &ContainerSpec, sys: &dyn Syscall) -> Result<i32, Con
         }),
         Ok(Some(child)) => {
             drop(ready_read);
-            supervise_from_host(sys, spec, child, ready_write)
+            drop(tty_init);
+            supervise_from_host(sys, spec, child, ready_write, tty_host)
         }
         Ok(None) => {
             drop(ready_write);
-            let code = match init_container(sys, spec, resolv_conf.as_deref(), ready_read) {
+            drop(tty_host);
+            let code = match init_container(sys, spec, resolv_conf.as_deref(), ready_read, tty_init)
+            {
                 Ok(code) => code,
                 Err(e) => {
                     spec.reporter.error(&e);
@@ -131,6 +159,7 @@ fn supervise_from_host(
     spec: &ContainerSpec,
     child: Pid,
     ready: OwnedFd,
+    tty: Option<OwnedFd>,
 ) -> Result<i32, ContainerError> {
     let applied = match write_maps(sys, child, &spec.mapping, &spec.sysctl_root, &spec.reporter) {
         Ok(applied) => applied,
@@ -143,7 +172,23 @@ fn supervise_from_host(
     // If the child is already gone the write fails; its exit status below tells why.
     let _ = nix::unistd::write(&ready, &[applied.to_byte()]);
     drop(ready);
-    let status = supervise(child, Reaping::ChildOnly).map_err(|errno| ContainerError::Process {
+    let master = match &tty {
+        // The init ends without one if its setup failed: its exit status tells why.
+        Some(sock) => receive_master(sock.as_fd()).unwrap_or(None),
+        None => None,
+    };
+    let status = match (master, tty) {
+        (Some(master), Some(sock)) => {
+            let raw = RawMode::enable();
+            copy_window_size(master.as_fd());
+            let _ = acknowledge(sock.as_fd());
+            let status = relay_until_exit(child, master);
+            drop(raw);
+            status
+        }
+        _ => supervise(child, Reaping::ChildOnly),
+    }
+    .map_err(|errno| ContainerError::Process {
         step: "wait for the container's init",
         errno,
     })?;
@@ -157,6 +202,7 @@ fn init_container(
     spec: &ContainerSpec,
     resolv_conf: Option<&[u8]>,
     ready: OwnedFd,
+    tty: Option<OwnedFd>,
 ) -> Result<i32, ContainerError> {
     sys.setsid().map_err(|errno| ContainerError::Process {
         step: "start the init's own session (setsid)",
@@ -201,11 +247,27 @@ fn init_container(
     }
     let root = setup_container(sys, spec, resolv_conf, applied)?;
     enter_root(sys, &root)?;
+    let slave = match tty {
+        Some(sock) => {
+            let (master, slave) =
+                open_container_pty(spec.process.uid).map_err(|errno| ContainerError::Process {
+                    step: "open a terminal in the container's /dev/ptmx (-t)",
+                    errno,
+                })?;
+            hand_over(sock.as_fd(), master).map_err(|errno| ContainerError::Sync {
+                step: "hand the terminal to the runtime",
+                errno,
+            })?;
+            Some(slave)
+        }
+        None => None,
+    };
     let code = run_init(
         sys,
         &spec.process,
         applied,
         &spec.confinement,
+        slave,
         &spec.reporter,
     );
     end_container(spec);
@@ -311,6 +373,7 @@ mod tests {
             confinement: Confinement::default(),
             run_dir: "/tmp".into(),
             cleanup: None,
+            tty: false,
         }
     }
 

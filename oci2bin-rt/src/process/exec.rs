@@ -11,6 +11,7 @@ use crate::process::spec::ProcessSpec;
 use nix::errno::Errno;
 use nix::unistd::{Gid, Uid};
 use std::ffi::{CString, OsStr, OsString};
+use std::os::fd::BorrowedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
@@ -147,10 +148,19 @@ fn confinement_failure(step: &str, errno: Errno) -> ExecFailure {
 /// Confines the calling process before it becomes the workload, in the order each step
 /// allows: a session of its own (no controlling terminal, its own process group), the
 /// capability bounding set (needs `CAP_SETPCAP`, so before the ids change), then
-/// `no_new_privs` when asked for.
-pub fn confine_workload(sys: &dyn Syscall, confinement: &Confinement) -> Result<(), ExecFailure> {
+/// `no_new_privs` when asked for. With `tty` (the container's pty slave, `-t`) the new
+/// session's controlling terminal and stdio are that terminal.
+pub fn confine_workload(
+    sys: &dyn Syscall,
+    confinement: &Confinement,
+    tty: Option<BorrowedFd<'_>>,
+) -> Result<(), ExecFailure> {
     sys.setsid()
         .map_err(|e| confinement_failure("start a new session (setsid)", e))?;
+    if let Some(slave) = tty {
+        crate::process::pty::attach_stdio(slave)
+            .map_err(|e| confinement_failure("attach the container's terminal", e))?;
+    }
     sys.limit_capabilities(confinement.caps)
         .map_err(|e| confinement_failure("limit the capabilities", e))?;
     if confinement.no_new_privs {
@@ -167,8 +177,9 @@ pub fn exec_workload(
     spec: &ProcessSpec,
     mapping: AppliedMapping,
     confinement: &Confinement,
+    tty: Option<BorrowedFd<'_>>,
 ) -> ExecFailure {
-    if let Err(failure) = confine_workload(sys, confinement) {
+    if let Err(failure) = confine_workload(sys, confinement, tty) {
         return failure;
     }
     if let Err(errno) = apply_credentials(sys, spec, mapping) {
@@ -227,9 +238,10 @@ pub fn exec_or_exit(
     spec: &ProcessSpec,
     mapping: AppliedMapping,
     confinement: &Confinement,
+    tty: Option<BorrowedFd<'_>>,
     reporter: &Reporter,
 ) -> ! {
-    let failure = exec_workload(sys, spec, mapping, confinement);
+    let failure = exec_workload(sys, spec, mapping, confinement, tty);
     reporter.error(&failure);
     std::process::exit(failure.code)
 }
@@ -310,7 +322,13 @@ mod tests {
     fn failing_setuid_is_a_runtime_error() {
         let sys = RecordingSyscall::new();
         sys.fail_when(|c| matches!(c, Call::Setresuid(_)), Errno::EINVAL);
-        let f = exec_workload(&sys, &spec(), AppliedMapping::Full, &Confinement::default());
+        let f = exec_workload(
+            &sys,
+            &spec(),
+            AppliedMapping::Full,
+            &Confinement::default(),
+            None,
+        );
         assert_eq!(f.code, RUNTIME_ERROR);
         assert!(f.message.contains("999:998"), "{}", f.message);
     }
@@ -324,6 +342,7 @@ mod tests {
             &spec(),
             AppliedMapping::Single,
             &Confinement::default(),
+            None,
         );
         assert_eq!(f.code, RUNTIME_ERROR);
         assert!(f.message.contains("/data"), "{}", f.message);
@@ -337,7 +356,7 @@ mod tests {
             no_new_privs: true,
             ..Confinement::default()
         };
-        exec_workload(&sys, &spec(), AppliedMapping::Full, &confinement);
+        exec_workload(&sys, &spec(), AppliedMapping::Full, &confinement, None);
         let calls = sys.calls();
         assert_eq!(
             calls[..4],
@@ -354,7 +373,13 @@ mod tests {
     fn a_failing_confinement_step_runs_nothing() {
         let sys = RecordingSyscall::new();
         sys.fail_when(|c| matches!(c, Call::LimitCapabilities(_)), Errno::EPERM);
-        let f = exec_workload(&sys, &spec(), AppliedMapping::Full, &Confinement::default());
+        let f = exec_workload(
+            &sys,
+            &spec(),
+            AppliedMapping::Full,
+            &Confinement::default(),
+            None,
+        );
         assert_eq!(f.code, RUNTIME_ERROR);
         assert!(
             f.message.contains("limit the capabilities"),

@@ -17,8 +17,9 @@ use crate::process::exit::exit_code;
 use crate::process::signals::{supervise, Reaping};
 use crate::process::spec::ProcessSpec;
 use nix::unistd::ForkResult;
+use std::os::fd::{AsFd, OwnedFd};
 
-/// Forks the workload and supervises it; returns the exit code for the container (the
+/// Forks the workload (on the container's terminal `tty` with `-t`) and supervises it; returns the exit code for the container (the
 /// workload's code, or 128 + N if signal N killed it).
 ///
 /// Must run in the pid namespace's init, after the root is entered, with the supervised
@@ -28,6 +29,7 @@ pub fn run_init(
     spec: &ProcessSpec,
     mapping: AppliedMapping,
     confinement: &Confinement,
+    tty: Option<OwnedFd>,
     reporter: &Reporter,
 ) -> Result<i32, ContainerError> {
     // SAFETY: the init is single-threaded: it was cloned from the single-threaded runtime.
@@ -36,8 +38,18 @@ pub fn run_init(
         step: "fork the workload process",
         errno,
     })? {
-        ForkResult::Child => exec_or_exit(sys, spec, mapping, confinement, reporter),
+        ForkResult::Child => exec_or_exit(
+            sys,
+            spec,
+            mapping,
+            confinement,
+            tty.as_ref().map(|t| t.as_fd()),
+            reporter,
+        ),
         ForkResult::Parent { child } => {
+            // Only the workload may hold the terminal: the runtime sees it close (EIO) when
+            // the workload and everything it started are gone.
+            drop(tty);
             let status =
                 supervise(child, Reaping::All).map_err(|errno| ContainerError::Process {
                     step: "wait for the workload process",

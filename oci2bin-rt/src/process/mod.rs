@@ -8,6 +8,8 @@ pub mod exec;
 pub mod exit;
 pub mod fds;
 pub mod init;
+pub mod pty;
+pub mod relay;
 pub mod signals;
 pub mod spec;
 pub mod user;

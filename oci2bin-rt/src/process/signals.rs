@@ -83,7 +83,7 @@ fn wait_signal(set: &SigSet) -> nix::Result<i32> {
 }
 
 /// Reaps children without blocking; returns the end status of `child` once it has ended.
-fn reap(child: Pid, reaping: Reaping) -> nix::Result<Option<WaitStatus>> {
+pub(crate) fn reap(child: Pid, reaping: Reaping) -> nix::Result<Option<WaitStatus>> {
     let target = match reaping {
         Reaping::ChildOnly => Some(child),
         Reaping::All => None,
