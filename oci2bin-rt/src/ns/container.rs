@@ -208,11 +208,7 @@ fn init_container(
         step: "start the init's own session (setsid)",
         errno,
     })?;
-    sys.set_undumpable()
-        .map_err(|errno| ContainerError::Process {
-            step: "make the init non-dumpable (PR_SET_DUMPABLE)",
-            errno,
-        })?;
+
     // If the runtime dies (SIGKILL), take the container with it rather than leave it
     // running unsupervised.
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(|errno| ContainerError::Sync {
@@ -238,6 +234,13 @@ fn init_container(
         errno: Errno::EPIPE,
     })?;
     drop(ready);
+    // Only now: the runtime writes the id maps into /proc/PID/, which a non-dumpable
+    // process's owner can no longer open. Nothing of the image runs before this point.
+    sys.set_undumpable()
+        .map_err(|errno| ContainerError::Process {
+            step: "make the init non-dumpable (PR_SET_DUMPABLE)",
+            errno,
+        })?;
     if let Err(errno) = sys.join_new_session_keyring() {
         // Inside another container keyctl may be filtered; the workload's filter denies
         // keyctl anyway, so the caller's keyring is still out of its reach.
