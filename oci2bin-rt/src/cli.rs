@@ -6,73 +6,54 @@
 //! -la` does, and `./redis_latest --port 6380` passes `--port 6380` to redis, as `docker run
 //! redis --port 6380` does. `--help` and `--version` describe the embedded image.
 //!
-//! clap parses (the options are declared once, with derive); `--help` is rendered here from
-//! clap's own argument metadata. clap's generic help, usage and error-context renderers are
-//! left out of the runtime (about 45 KB of every binary), and the one usage error that
-//! can occur, an option without its value, is reported here with clap's wording.
+//! The options are one table (`OPTIONS`) read by the parser and by `--help`, which keeps
+//! clap's layout and its wording for the one usage error that can occur (an option without
+//! its value). A hand-written parser instead of clap keeps every output binary 135 KB
+//! smaller, room the seccomp filter and the confinement code need under the 1 MiB budget.
 
 use crate::confine::policy::SecurityOptions;
 use crate::payload::Payload;
 use crate::process::ProcessOverrides;
-use clap::{CommandFactory, FromArgMatches, Parser};
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-/// The options, as clap parses them.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Parser)]
-#[command(disable_version_flag = true, disable_help_flag = true)]
+/// The options, as parsed from the command line.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Cli {
     /// Overwrite the image's ENTRYPOINT (also drops its CMD unless a COMMAND is given)
-    #[arg(long, value_name = "COMMAND")]
     pub entrypoint: Option<String>,
     /// Set an environment variable; KEY alone copies it from your environment
-    #[arg(short = 'e', long = "env", value_name = "KEY[=VALUE]")]
     pub env: Vec<OsString>,
     /// Read environment variables from a file (KEY=VALUE per line, # comments)
-    #[arg(long = "env-file", value_name = "FILE")]
     pub env_file: Vec<PathBuf>,
     /// Working directory inside the container (created if missing)
-    #[arg(short = 'w', long = "workdir", value_name = "DIR")]
     pub workdir: Option<String>,
     /// User to run as: name, uid, name:group or uid:gid (from the image's /etc/passwd)
-    #[arg(short = 'u', long = "user", value_name = "USER[:GROUP]")]
     pub user: Option<String>,
     /// Add a capability to the default set (docker's names, e.g. NET_ADMIN; ALL for all)
-    #[arg(long = "cap-add", value_name = "CAP")]
     pub cap_add: Vec<String>,
     /// Drop a capability from the default set (ALL: keep only those added)
-    #[arg(long = "cap-drop", value_name = "CAP")]
     pub cap_drop: Vec<String>,
     /// seccomp=unconfined, seccomp=PROFILE.json (docker's format), no-new-privileges
-    #[arg(long = "security-opt", value_name = "OPT")]
     pub security_opt: Vec<String>,
     /// Every capability, no seccomp filter, no masked paths (still in your user namespace)
-    #[arg(long)]
     pub privileged: bool,
     /// Mount the container's root read-only (with tmpfs on /tmp, /run and /var/tmp)
-    #[arg(long = "read-only")]
     pub read_only: bool,
     /// Give the container a terminal of its own (default when stdin and stdout are terminals)
-    #[arg(short = 't', long)]
     pub tty: bool,
     /// No terminal for the container even on a terminal (stdin is still passed on)
-    #[arg(long = "no-tty")]
     pub no_tty: bool,
     /// Keep stdin open (it always is; accepted for docker's -i and -it)
-    #[arg(short = 'i', long)]
     pub interactive: bool,
     /// Explain on stderr what the runtime does (cache, user mapping, mounts, confinement)
-    #[arg(long)]
     pub debug: bool,
     /// Print the runtime's and the image's version
-    #[arg(long)]
     pub version: bool,
     /// Print help
-    #[arg(short = 'h', long)]
     pub help: bool,
     /// Command and arguments: replace the image's CMD; everything from the first
     /// non-option on is passed to the container unchanged
-    #[arg(trailing_var_arg = true, value_name = "COMMAND")]
     pub args: Vec<OsString>,
 }
 
@@ -174,57 +155,200 @@ impl ImageInfo {
     }
 }
 
-/// An option as clap names it in messages: `--env <KEY[=VALUE]>`, `--debug`.
-fn long_label(arg: &clap::Arg) -> String {
-    let mut label = arg.get_long().map(|l| format!("--{l}")).unwrap_or_default();
-    let value_names = arg.get_value_names().filter(|_| takes_value(arg));
-    for name in value_names.into_iter().flatten() {
-        label.push_str(&format!(" <{name}>"));
-    }
-    label
+/// What an option takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Takes {
+    /// Nothing: a flag.
+    Nothing,
+    /// One value (`--opt V`, `--opt=V`, `-oV`); may repeat where the field is a list.
+    Value(&'static str),
 }
 
-/// The left column of `--help` for `arg`: `-e, --env <KEY[=VALUE]>`, `    --debug`,
-/// `[COMMAND]...`.
-fn arg_label(arg: &clap::Arg) -> String {
-    if arg.is_positional() {
-        let name = arg
-            .get_value_names()
-            .and_then(|n| n.first())
-            .map(|n| n.to_string())
-            .unwrap_or_else(|| arg.get_id().to_string().to_uppercase());
-        return format!("[{name}]...");
-    }
-    match arg.get_short() {
-        Some(c) => format!("-{c}, {}", long_label(arg)),
-        None => format!("    {}", long_label(arg)),
+/// Which field of [`Cli`] an option sets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Field {
+    Entrypoint,
+    Env,
+    EnvFile,
+    Workdir,
+    User,
+    CapAdd,
+    CapDrop,
+    SecurityOpt,
+    Privileged,
+    ReadOnly,
+    Tty,
+    NoTty,
+    Interactive,
+    Debug,
+    Version,
+    Help,
+}
+
+/// One option of the runtime: its spellings, its value and its line in `--help`.
+struct Opt {
+    long: &'static str,
+    short: Option<char>,
+    takes: Takes,
+    help: &'static str,
+    field: Field,
+}
+
+/// Every option, in `--help` order. The table is the one definition of the command line:
+/// the parser, the splitter that finds where the container's arguments start, and `--help`
+/// all read it (a hand-written parser keeps clap's 135 KB out of every output binary).
+const OPTIONS: [Opt; 16] = [
+    Opt {
+        long: "entrypoint",
+        short: None,
+        takes: Takes::Value("COMMAND"),
+        field: Field::Entrypoint,
+        help: "Overwrite the image's ENTRYPOINT (also drops its CMD unless a COMMAND is given)",
+    },
+    Opt {
+        long: "env",
+        short: Some('e'),
+        takes: Takes::Value("KEY[=VALUE]"),
+        field: Field::Env,
+        help: "Set an environment variable; KEY alone copies it from your environment",
+    },
+    Opt {
+        long: "env-file",
+        short: None,
+        takes: Takes::Value("FILE"),
+        field: Field::EnvFile,
+        help: "Read environment variables from a file (KEY=VALUE per line, # comments)",
+    },
+    Opt {
+        long: "workdir",
+        short: Some('w'),
+        takes: Takes::Value("DIR"),
+        field: Field::Workdir,
+        help: "Working directory inside the container (created if missing)",
+    },
+    Opt {
+        long: "user",
+        short: Some('u'),
+        takes: Takes::Value("USER[:GROUP]"),
+        field: Field::User,
+        help: "User to run as: name, uid, name:group or uid:gid (from the image's /etc/passwd)",
+    },
+    Opt {
+        long: "cap-add",
+        short: None,
+        takes: Takes::Value("CAP"),
+        field: Field::CapAdd,
+        help: "Add a capability to the default set (docker's names, e.g. NET_ADMIN; ALL for all)",
+    },
+    Opt {
+        long: "cap-drop",
+        short: None,
+        takes: Takes::Value("CAP"),
+        field: Field::CapDrop,
+        help: "Drop a capability from the default set (ALL: keep only those added)",
+    },
+    Opt {
+        long: "security-opt",
+        short: None,
+        takes: Takes::Value("OPT"),
+        field: Field::SecurityOpt,
+        help: "seccomp=unconfined, seccomp=PROFILE.json (docker's format), no-new-privileges",
+    },
+    Opt {
+        long: "privileged",
+        short: None,
+        takes: Takes::Nothing,
+        field: Field::Privileged,
+        help: "Every capability, no seccomp filter, no masked paths (still in your user namespace)",
+    },
+    Opt {
+        long: "read-only",
+        short: None,
+        takes: Takes::Nothing,
+        field: Field::ReadOnly,
+        help: "Mount the container's root read-only (with tmpfs on /tmp, /run and /var/tmp)",
+    },
+    Opt {
+        long: "tty",
+        short: Some('t'),
+        takes: Takes::Nothing,
+        field: Field::Tty,
+        help:
+            "Give the container a terminal of its own (default when stdin and stdout are terminals)",
+    },
+    Opt {
+        long: "no-tty",
+        short: None,
+        takes: Takes::Nothing,
+        field: Field::NoTty,
+        help: "No terminal for the container even on a terminal (stdin is still passed on)",
+    },
+    Opt {
+        long: "interactive",
+        short: Some('i'),
+        takes: Takes::Nothing,
+        field: Field::Interactive,
+        help: "Keep stdin open (it always is; accepted for docker's -i and -it)",
+    },
+    Opt {
+        long: "debug",
+        short: None,
+        takes: Takes::Nothing,
+        field: Field::Debug,
+        help: "Explain on stderr what the runtime does (cache, user mapping, mounts, confinement)",
+    },
+    Opt {
+        long: "version",
+        short: None,
+        takes: Takes::Nothing,
+        field: Field::Version,
+        help: "Print the runtime's and the image's version",
+    },
+    Opt {
+        long: "help",
+        short: Some('h'),
+        takes: Takes::Nothing,
+        field: Field::Help,
+        help: "Print help",
+    },
+];
+
+/// `--env <KEY[=VALUE]>`: the long spelling with its value, as in help and errors.
+fn long_label(opt: &Opt) -> String {
+    match opt.takes {
+        Takes::Nothing => format!("--{}", opt.long),
+        Takes::Value(name) => format!("--{} <{name}>", opt.long),
     }
 }
 
-/// The `--help` text: what the image is, the usage line, every option (from the same clap
-/// definitions that parse them) and the image's details.
+/// The left column of an option's help line.
+fn opt_label(opt: &Opt) -> String {
+    match opt.short {
+        Some(c) => format!("-{c}, {}", long_label(opt)),
+        None => format!("    {}", long_label(opt)),
+    }
+}
+
+/// The help line of the container's arguments.
+const ARGS_LABEL: &str = "[COMMAND]...";
+/// What the container's arguments do.
+const ARGS_HELP: &str = "Command and arguments: replace the image's CMD; everything from the first non-option on is passed to the container unchanged";
+
+/// The `--help` text: clap's layout, plus the embedded image's details.
 pub fn help_text(program: &str, image: &ImageInfo) -> String {
-    let cmd = Cli::command();
-    // One section each for positionals and options, each aligned on its own, as clap does.
-    let section = |title: &str, positional: bool| {
-        let args: Vec<&clap::Arg> = cmd
-            .get_arguments()
-            .filter(|a| a.is_positional() == positional)
-            .collect();
-        let width = args.iter().map(|a| arg_label(a).len()).max().unwrap_or(0);
-        let mut out = format!("{title}:\n");
-        for a in args {
-            let help = a.get_help().map(|h| h.to_string()).unwrap_or_default();
-            out.push_str(&format!("  {:width$}  {help}\n", arg_label(a)));
-        }
-        out
-    };
+    let width = OPTIONS
+        .iter()
+        .map(|o| opt_label(o).len())
+        .max()
+        .unwrap_or(0);
+    let mut options = String::from("Options:\n");
+    for opt in &OPTIONS {
+        options.push_str(&format!("  {:width$}  {}\n", opt_label(opt), opt.help));
+    }
     let mut out = format!(
         "Runs the container image {} like `docker run --rm`, rootless, with the host's network\n\n\
-         Usage: {program} [OPTIONS] [--] [COMMAND [ARG...]]\n\n{}\n{}",
+         Usage: {program} [OPTIONS] [--] [COMMAND [ARG...]]\n\nArguments:\n  {ARGS_LABEL}  {ARGS_HELP}\n\n{options}",
         image.reference,
-        section("Arguments", true),
-        section("Options", false)
     );
     let default = if image.default_command.is_empty() {
         "(none: give a COMMAND)"
@@ -253,115 +377,120 @@ pub enum Invocation {
     Print(String),
 }
 
-/// Whether `arg` takes a value (as opposed to a flag).
-fn takes_value(arg: &clap::Arg) -> bool {
-    !matches!(
-        arg.get_action(),
-        clap::ArgAction::SetTrue | clap::ArgAction::SetFalse | clap::ArgAction::Count
-    )
+/// The option `word` spells, and the value attached to it (`--env=A`, `-eA`), if any.
+fn our_option(word: &str) -> Option<(&'static Opt, Option<&str>)> {
+    if let Some(rest) = word.strip_prefix("--") {
+        let (name, value) = match rest.split_once('=') {
+            Some((n, v)) => (n, Some(v)),
+            None => (rest, None),
+        };
+        let opt = OPTIONS.iter().find(|o| o.long == name)?;
+        // `--debug=x` is not ours: a flag takes no value.
+        return (value.is_none() || opt.takes != Takes::Nothing).then_some((opt, value));
+    }
+    let mut chars = word.strip_prefix('-')?.chars();
+    let c = chars.next()?;
+    let rest = chars.as_str();
+    let opt = OPTIONS.iter().find(|o| o.short == Some(c))?;
+    match (rest.is_empty(), opt.takes) {
+        (true, _) => Some((opt, None)),
+        (false, Takes::Value(_)) => Some((opt, Some(rest))),
+        (false, Takes::Nothing) => None,
+    }
 }
 
-/// The option of `cmd` that `word` is (`--env`, `-e`) or starts with its value attached
-/// (`--env=X`, `-eX`), and whether the value is attached.
-fn our_option<'c>(cmd: &'c clap::Command, word: &str) -> Option<(&'c clap::Arg, bool)> {
-    cmd.get_arguments()
-        .filter(|a| !a.is_positional())
-        .find_map(|a| {
-            let long = a
-                .get_long()
-                .and_then(|l| word.strip_prefix("--")?.strip_prefix(l));
-            if let Some(rest) = long {
-                return match rest {
-                    "" => Some((a, false)),
-                    _ => (rest.starts_with('=') && takes_value(a)).then_some((a, true)),
-                };
-            }
-            let rest = word.strip_prefix('-')?.strip_prefix(a.get_short()?)?;
-            match rest {
-                "" => Some((a, false)),
-                // -eA=1, -w/dir, -u1000
-                _ => takes_value(a).then_some((a, true)),
-            }
-        })
-}
-
-/// Splits the arguments where the container's start: at `--`, at the first non-option, or
-/// at the first option that is not one of `cmd`'s, and puts a `--` there for clap. An option
-/// that needs a value and is last is an error.
 /// `-it` as `-i -t`: a word of two or more short options that all take no value.
-fn combined_flags(cmd: &clap::Command, word: &str) -> Option<Vec<String>> {
+fn combined_flags(word: &str) -> Option<Vec<&'static Opt>> {
     let shorts = word
         .strip_prefix('-')
         .filter(|r| r.len() > 1 && !r.starts_with('-'))?;
     shorts
         .chars()
         .map(|c| {
-            cmd.get_arguments()
-                .find(|a| a.get_short() == Some(c) && !takes_value(a))
-                .map(|_| format!("-{c}"))
+            OPTIONS
+                .iter()
+                .find(|o| o.short == Some(c) && o.takes == Takes::Nothing)
         })
         .collect()
 }
 
-fn split_container_args(
-    cmd: &clap::Command,
-    args: Vec<OsString>,
-) -> Result<Vec<OsString>, UsageError> {
-    let mut out = Vec::with_capacity(args.len() + 1);
-    let mut it = args.into_iter();
-    if let Some(program) = it.next() {
-        out.push(program);
+/// Sets `field` of `cli` from an option (with its value for those that take one).
+fn set(cli: &mut Cli, field: Field, value: Option<OsString>) -> Result<(), UsageError> {
+    let text = |v: Option<OsString>| -> Result<String, UsageError> {
+        let v = v.unwrap_or_default();
+        v.into_string()
+            .map_err(|v| UsageError(format!("invalid UTF-8 in the value {v:?}")))
+    };
+    match field {
+        Field::Entrypoint => cli.entrypoint = Some(text(value)?),
+        Field::Env => cli.env.push(value.unwrap_or_default()),
+        Field::EnvFile => cli.env_file.push(PathBuf::from(value.unwrap_or_default())),
+        Field::Workdir => cli.workdir = Some(text(value)?),
+        Field::User => cli.user = Some(text(value)?),
+        Field::CapAdd => cli.cap_add.push(text(value)?),
+        Field::CapDrop => cli.cap_drop.push(text(value)?),
+        Field::SecurityOpt => cli.security_opt.push(text(value)?),
+        Field::Privileged => cli.privileged = true,
+        Field::ReadOnly => cli.read_only = true,
+        Field::Tty => cli.tty = true,
+        Field::NoTty => cli.no_tty = true,
+        Field::Interactive => cli.interactive = true,
+        Field::Debug => cli.debug = true,
+        Field::Version => cli.version = true,
+        Field::Help => cli.help = true,
     }
-    while let Some(arg) = it.next() {
-        let text = arg.to_str().unwrap_or("");
-        if text == "--" {
-            out.push(arg);
-            break;
-        }
-        if let Some(flags) = combined_flags(cmd, text) {
-            out.extend(flags.into_iter().map(OsString::from));
-            continue;
-        }
-        let Some((option, attached)) = our_option(cmd, text) else {
-            out.push("--".into());
-            out.push(arg);
-            break;
-        };
-        if attached || !takes_value(option) {
-            out.push(arg);
-            continue;
-        }
-        // Hand clap `--long=VALUE`, so a value that starts with `-` stays a value.
-        let Some(value) = it.next() else {
-            return Err(UsageError(format!(
-                "a value is required for '{}' but none was supplied",
-                long_label(option)
-            )));
-        };
-        let long = option.get_long().unwrap_or_default();
-        let mut joined = OsString::from(format!("--{long}="));
-        joined.push(value);
-        out.push(joined);
-    }
-    out.extend(it);
-    Ok(out)
+    Ok(())
 }
 
-/// Parses the command line (`args[0]` is the executable).
-///
-/// `image` describes the embedded image for `--help` and `--version`; it is only called for
-/// those, so an ordinary start does not pay for it.
+/// Parses the runtime's options up to the first argument that is not one (or `--`); that
+/// argument and everything after it are the container's command, verbatim.
+fn parse_options(args: Vec<OsString>) -> Result<Cli, UsageError> {
+    let mut cli = Cli::default();
+    let mut it = args.into_iter().skip(1).peekable();
+    while let Some(arg) = it.next() {
+        let Some(word) = arg.to_str() else {
+            cli.args.push(arg);
+            break;
+        };
+        if word == "--" {
+            break;
+        }
+        if let Some(flags) = combined_flags(word) {
+            for opt in flags {
+                set(&mut cli, opt.field, None)?;
+            }
+            continue;
+        }
+        let Some((opt, attached)) = our_option(word) else {
+            cli.args.push(arg);
+            break;
+        };
+        let value = match (opt.takes, attached) {
+            (Takes::Nothing, _) => None,
+            (Takes::Value(_), Some(v)) => Some(OsString::from(v)),
+            // The next word is the value, even if it looks like an option (`-e --x`).
+            (Takes::Value(_), None) => Some(it.next().ok_or_else(|| {
+                UsageError(format!(
+                    "a value is required for '{}' but none was supplied",
+                    long_label(opt)
+                ))
+            })?),
+        };
+        set(&mut cli, opt.field, value)?;
+    }
+    cli.args.extend(it);
+    Ok(cli)
+}
+
+/// Parses `args` (including `argv[0]`): the options to run with, or the text `--help` or
+/// `--version` print. `image` is only called for those two (reading the image's metadata
+/// is wasted work on every normal start).
 pub fn parse(
     program: &str,
     image: &dyn Fn() -> ImageInfo,
     args: impl IntoIterator<Item = OsString>,
 ) -> Result<Invocation, UsageError> {
-    let mut cmd = Cli::command();
-    let args = split_container_args(&cmd, args.into_iter().collect())?;
-    // Left: invalid UTF-8 in an option's value.
-    let clap_error = |e: clap::Error| UsageError(format!("{}", e.kind()));
-    let matches = cmd.try_get_matches_from_mut(args).map_err(clap_error)?;
-    let cli = Cli::from_arg_matches(&matches).map_err(clap_error)?;
+    let cli = parse_options(args.into_iter().collect())?;
     if cli.help {
         return Ok(Invocation::Print(help_text(program, &image())));
     }
