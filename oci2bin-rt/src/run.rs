@@ -10,6 +10,7 @@ use crate::cache::runs::RunDir;
 use crate::cache::{cache_root, ensure_rootfs, CacheError, CacheOptions};
 use crate::cli::{self, Cli, ImageInfo, Invocation};
 use crate::confine::policy::{Confinement, PolicyError};
+use crate::confine::seccomp::Filters;
 use crate::ns::ident::random_id;
 use crate::ns::report::Reporter;
 use crate::ns::userns::detect_mapping;
@@ -21,6 +22,7 @@ use crate::process::{ProcessError, ProcessSpec};
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::Path;
+use std::sync::Arc;
 
 /// Why a run failed before the workload could start.
 #[derive(Debug, thiserror::Error)]
@@ -119,6 +121,7 @@ fn run_payload(
     };
     let reporter = Reporter::new(program, cli.debug);
     let confinement = Confinement::resolve(&cli.security())?;
+    let seccomp = confinement.seccomp_filters()?.map(Arc::new);
     let options = CacheOptions {
         debug: cli.debug,
         payload_is_mapped_file: mapped_file,
@@ -131,7 +134,7 @@ fn run_payload(
         payload.config.config().as_ref(),
         &cli,
         (&rootfs.path, Some(identity)),
-        confinement,
+        (confinement, seccomp),
         run,
         reporter,
     )
@@ -159,7 +162,8 @@ fn wants_tty(cli: &Cli) -> Result<bool, RunError> {
 
 /// Runs an image whose root is already unpacked at `rootfs` (with the (device, inode) the
 /// container must find there, if known), with the image `config`, the
-/// parsed options `cli` and the resolved `confinement`, in the run directory `run` (removed
+/// parsed options `cli` and the resolved `confinement` with its compiled seccomp filters,
+/// in the run directory `run` (removed
 /// afterwards); returns the container's exit code.
 ///
 /// Separate from [`run`] so that the container can be driven with any root directory.
@@ -167,7 +171,7 @@ pub fn run_image(
     config: Option<&Config>,
     cli: &Cli,
     (rootfs, identity): (&Path, Option<(u64, u64)>),
-    confinement: Confinement,
+    (confinement, seccomp): (Confinement, Option<Arc<Filters>>),
     run: RunDir,
     reporter: Reporter,
 ) -> Result<i32, RunError> {
@@ -176,6 +180,15 @@ pub fn run_image(
     let process = ProcessSpec::resolve(config, &cli.overrides(), rootfs, &hostname, &host_env)?;
     let mapping = detect_mapping(process.uid, process.gid);
     reporter.debug(mapping.describe());
+    if nix::unistd::geteuid().is_root() {
+        // Files in the cache are host root's, so the container keeps host uid 0; what makes
+        // it not host root is the rest of the confinement.
+        reporter.debug(
+            "caller is root: container root is host uid 0 in its own user namespace, held by \
+             the capability set (none of them valid outside the namespace), the seccomp \
+             filter and read-only /proc/sys, /sys and /proc/sysrq-trigger",
+        );
+    }
     reporter.debug(format_args!(
         "process: {:?} in {} as {}:{} (groups {:?})",
         process.args,
@@ -191,6 +204,9 @@ pub fn run_image(
         ));
     }
     let tty = wants_tty(cli)?;
+    if let Some(filters) = &seccomp {
+        reporter.debug(format_args!("seccomp: {filters:?}"));
+    }
     let spec = ContainerSpec {
         rootfs: rootfs.to_path_buf(),
         rootfs_identity: identity,
@@ -203,6 +219,7 @@ pub fn run_image(
         run_dir: run.path.clone(),
         cleanup: Some(run.cleanup()),
         tty,
+        seccomp,
     };
     let result = run_container(&spec, &LinuxSyscall);
     for failure in run.finish() {

@@ -5,6 +5,9 @@
 //! seccomp profile is reported (exit 125) before anything starts.
 
 use crate::confine::caps::{self, CapMask, UnknownCapability};
+use crate::confine::seccomp::{
+    compile, Action, Arg, CmpOp, Filter, Filters, Profile, SeccompError, SyscallRule,
+};
 use std::path::PathBuf;
 
 /// Which seccomp filter the workload gets.
@@ -61,8 +64,11 @@ impl Default for Confinement {
 }
 
 /// A security option that cannot be honoured.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
+    /// The seccomp profile cannot be read, parsed or compiled.
+    #[error(transparent)]
+    Seccomp(#[from] SeccompError),
     /// `--cap-add`/`--cap-drop` names no capability.
     #[error(transparent)]
     Capability(#[from] UnknownCapability),
@@ -114,6 +120,22 @@ impl Confinement {
         Ok(c)
     }
 
+    /// The seccomp filters to install (`None`: unconfined), compiled for the workload's
+    /// capabilities. The default profile gets docker's namespace rules on top of
+    /// containers-common's (see [`namespace_rules`]).
+    pub fn seccomp_filters(&self) -> Result<Option<Filters>, PolicyError> {
+        let profile = match &self.seccomp {
+            SeccompChoice::Unconfined => return Ok(None),
+            SeccompChoice::Default => {
+                let mut profile = Profile::default_profile();
+                profile.syscalls.extend(namespace_rules());
+                profile
+            }
+            SeccompChoice::Profile(path) => Profile::from_file(path)?,
+        };
+        Ok(Some(compile(&profile, self.caps.0)?))
+    }
+
     /// One line for `--debug`.
     pub fn describe(&self) -> String {
         let seccomp = match &self.seccomp {
@@ -139,6 +161,61 @@ impl Confinement {
             }
         )
     }
+}
+
+/// The namespace flags of `clone(2)` and `unshare(2)` (`CLONE_NEWNS`, `NEWCGROUP`, `NEWUTS`,
+/// `NEWIPC`, `NEWUSER`, `NEWPID`, `NEWNET`; docker's mask 0x7e020000).
+const NAMESPACE_FLAGS: [u64; 7] = [
+    0x0002_0000,
+    0x0200_0000,
+    0x0400_0000,
+    0x0800_0000,
+    0x1000_0000,
+    0x2000_0000,
+    0x4000_0000,
+];
+
+/// `CLONE_NEWTIME`, which only `unshare` takes (in `clone` it is part of the exit signal).
+const CLONE_NEWTIME: u64 = 0x80;
+
+/// docker's rules that containers-common's profile leaves out: without `CAP_SYS_ADMIN` a
+/// workload may not create namespaces (`clone`/`unshare` with a namespace flag get `EPERM`;
+/// `clone3`, whose flags sit in memory a filter cannot read, gets `ENOSYS` so C libraries
+/// fall back to `clone`). Rootless podman lets a container create user namespaces; a
+/// nested user namespace is where most kernel privilege escalations start, so docker's
+/// stricter default is taken. One rule per flag: a filter can test `flags & bit == bit`,
+/// not `flags & mask != 0`.
+pub fn namespace_rules() -> Vec<SyscallRule> {
+    let rule = |names: &[&str], errno: u32, args: Vec<Arg>| SyscallRule {
+        names: names.iter().map(|n| n.to_string()).collect(),
+        name: None,
+        action: Action::Errno,
+        errno_ret: Some(errno),
+        errno: None,
+        args,
+        includes: Filter::default(),
+        excludes: Filter {
+            caps: vec!["CAP_SYS_ADMIN".to_string()],
+            ..Filter::default()
+        },
+    };
+    let has = |bit: u64| Arg {
+        index: 0,
+        value: bit,
+        value_two: bit,
+        op: CmpOp::MaskedEq,
+    };
+    let mut rules: Vec<SyscallRule> = NAMESPACE_FLAGS
+        .iter()
+        .map(|&bit| rule(&["clone", "unshare"], libc::EPERM as u32, vec![has(bit)]))
+        .collect();
+    rules.push(rule(
+        &["unshare"],
+        libc::EPERM as u32,
+        vec![has(CLONE_NEWTIME)],
+    ));
+    rules.push(rule(&["clone3"], libc::ENOSYS as u32, vec![]));
+    rules
 }
 
 #[cfg(test)]
@@ -196,5 +273,35 @@ mod tests {
         assert_eq!(c.caps, CapMask::all());
         assert_eq!(c.seccomp, SeccompChoice::Unconfined);
         assert!(!c.protect_kernel_paths);
+    }
+
+    #[test]
+    fn namespace_rules_are_dockers_and_lifted_by_cap_sys_admin() {
+        let rules = namespace_rules();
+        assert!(rules.iter().all(|r| r.excludes.caps == ["CAP_SYS_ADMIN"]));
+        let clone3 = rules.iter().find(|r| r.names == ["clone3"]).unwrap();
+        assert_eq!(clone3.errno_ret, Some(libc::ENOSYS as u32));
+        let mask: u64 = rules
+            .iter()
+            .filter(|r| r.names.contains(&"clone".to_string()))
+            .map(|r| r.args[0].value)
+            .fold(0, |a, b| a | b);
+        assert_eq!(mask, 0x7e02_0000, "docker's namespace mask");
+        // Compiles for the default set and for one with CAP_SYS_ADMIN (rules then left out).
+        let c = Confinement::default();
+        let with = Confinement {
+            caps: c.caps.with(::caps::Capability::CAP_SYS_ADMIN),
+            ..Confinement::default()
+        };
+        let (a, b) = (
+            c.seccomp_filters().unwrap().unwrap(),
+            with.seccomp_filters().unwrap().unwrap(),
+        );
+        assert!(a.instructions() > b.instructions(), "{a:?} vs {b:?}");
+        let none = Confinement {
+            seccomp: SeccompChoice::Unconfined,
+            ..Confinement::default()
+        };
+        assert!(none.seccomp_filters().unwrap().is_none());
     }
 }

@@ -21,6 +21,7 @@
 
 use crate::cache::runs::RunCleanup;
 use crate::confine::policy::Confinement;
+use crate::confine::seccomp::Filters;
 use crate::ns::diagnose::diagnose;
 use crate::ns::error::ContainerError;
 use crate::ns::etc::{host_resolv_conf, write_etc_files};
@@ -45,6 +46,7 @@ use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use nix::unistd::Pid;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// The namespaces every container gets: all but network (and cgroup, which needs cgroup v2
 /// delegation to be useful).
@@ -80,6 +82,9 @@ pub struct ContainerSpec {
     pub cleanup: Option<RunCleanup>,
     /// Whether the workload gets a terminal of its own, relayed to the caller's (`-t`).
     pub tty: bool,
+    /// The compiled seccomp filters (`None`: unconfined), built on the host so a bad
+    /// profile is reported before anything starts.
+    pub seccomp: Option<Arc<Filters>>,
 }
 
 /// Runs the container and returns its exit code (the workload's code, 128 + N if it was
@@ -270,6 +275,7 @@ fn init_container(
         &spec.process,
         applied,
         &spec.confinement,
+        spec.seccomp.as_deref(),
         slave,
         &spec.reporter,
     );
@@ -377,6 +383,7 @@ mod tests {
             run_dir: "/tmp".into(),
             cleanup: None,
             tty: false,
+            seccomp: None,
         }
     }
 

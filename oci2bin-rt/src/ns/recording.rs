@@ -5,6 +5,7 @@
 //! a chosen errno to exercise a fallback (`pivot_root` → `EINVAL`, overlay → `EPERM`).
 
 use crate::confine::caps::CapMask;
+use crate::confine::seccomp::{Filters, SeccompError};
 use crate::ns::copy::CopyError;
 use crate::ns::syscall::Syscall;
 use nix::errno::Errno;
@@ -84,6 +85,8 @@ pub enum Call {
     SetNoNewPrivs,
     /// `reopen_dir_checked(path)`.
     ReopenChecked(PathBuf),
+    /// `install_seccomp`, with the number of filters.
+    InstallSeccomp(usize),
 }
 
 impl Call {
@@ -320,6 +323,16 @@ impl Syscall for RecordingSyscall {
 
     fn set_no_new_privs(&self) -> nix::Result<()> {
         self.record(Call::SetNoNewPrivs)
+    }
+
+    fn install_seccomp(&self, filters: &Filters) -> Result<(), SeccompError> {
+        self.record(Call::InstallSeccomp(filters.len()))
+            .map_err(|errno| SeccompError::Install {
+                index: 1,
+                count: filters.len(),
+                source: errno.into(),
+                hint: "recorded failure",
+            })
     }
 
     fn reopen_dir_checked(&self, path: &Path, _identity: (u64, u64)) -> nix::Result<PathBuf> {

@@ -6,6 +6,7 @@
 //! [`LinuxSyscall`] is the real implementation.
 
 use crate::confine::caps::{limit_to, CapMask};
+use crate::confine::seccomp::{Filters, SeccompError};
 use crate::layer::resolve::{open_in_root, ResolveMode, Resolver};
 use crate::ns::copy::{copy_tree, CopyError};
 use nix::errno::Errno;
@@ -105,6 +106,9 @@ pub trait Syscall {
     fn limit_capabilities(&self, keep: CapMask) -> nix::Result<()>;
     /// `prctl(PR_SET_NO_NEW_PRIVS, 1)`.
     fn set_no_new_privs(&self) -> nix::Result<()>;
+    /// Installs the workload's seccomp filters on the calling process (see
+    /// [`Filters::install`]).
+    fn install_seccomp(&self, filters: &Filters) -> Result<(), SeccompError>;
     /// Opens the directory `path` (not following a final symlink) and checks that it is the
     /// file `identity` (device, inode) that the runtime checked before the clone; returns a
     /// path through the new descriptor (`/proc/self/fd/N`, kept open for the process's life)
@@ -347,6 +351,10 @@ impl Syscall for LinuxSyscall {
 
     fn set_no_new_privs(&self) -> nix::Result<()> {
         nix::sys::prctl::set_no_new_privs()
+    }
+
+    fn install_seccomp(&self, filters: &Filters) -> Result<(), SeccompError> {
+        filters.install()
     }
 
     fn reopen_dir_checked(&self, path: &Path, identity: (u64, u64)) -> nix::Result<PathBuf> {

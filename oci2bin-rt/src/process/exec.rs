@@ -2,6 +2,7 @@
 //! state and file descriptor table, then `execve` with a `PATH` lookup done inside the image.
 
 use crate::confine::policy::Confinement;
+use crate::confine::seccomp::Filters;
 use crate::ns::report::Reporter;
 use crate::ns::syscall::Syscall;
 use crate::ns::userns::AppliedMapping;
@@ -148,11 +149,12 @@ fn confinement_failure(step: &str, errno: Errno) -> ExecFailure {
 /// Confines the calling process before it becomes the workload, in the order each step
 /// allows: a session of its own (no controlling terminal, its own process group), the
 /// capability bounding set (needs `CAP_SETPCAP`, so before the ids change), then
-/// `no_new_privs` when asked for. With `tty` (the container's pty slave, `-t`) the new
+/// `no_new_privs` when asked for, then the seccomp filters. With `tty` (the container's pty slave, `-t`) the new
 /// session's controlling terminal and stdio are that terminal.
 pub fn confine_workload(
     sys: &dyn Syscall,
     confinement: &Confinement,
+    seccomp: Option<&Filters>,
     tty: Option<BorrowedFd<'_>>,
 ) -> Result<(), ExecFailure> {
     sys.setsid()
@@ -167,6 +169,14 @@ pub fn confine_workload(
         sys.set_no_new_privs()
             .map_err(|e| confinement_failure("set no_new_privs", e))?;
     }
+    if let Some(filters) = seccomp {
+        // Still holding CAP_SYS_ADMIN of the user namespace, which installing needs without
+        // no_new_privs; the profile allows what follows (setgroups, setresuid, execve).
+        sys.install_seccomp(filters).map_err(|e| ExecFailure {
+            code: RUNTIME_ERROR,
+            message: format!("{e}; nothing was run"),
+        })?;
+    }
     Ok(())
 }
 
@@ -177,9 +187,10 @@ pub fn exec_workload(
     spec: &ProcessSpec,
     mapping: AppliedMapping,
     confinement: &Confinement,
+    seccomp: Option<&Filters>,
     tty: Option<BorrowedFd<'_>>,
 ) -> ExecFailure {
-    if let Err(failure) = confine_workload(sys, confinement, tty) {
+    if let Err(failure) = confine_workload(sys, confinement, seccomp, tty) {
         return failure;
     }
     if let Err(errno) = apply_credentials(sys, spec, mapping) {
@@ -238,10 +249,11 @@ pub fn exec_or_exit(
     spec: &ProcessSpec,
     mapping: AppliedMapping,
     confinement: &Confinement,
+    seccomp: Option<&Filters>,
     tty: Option<BorrowedFd<'_>>,
     reporter: &Reporter,
 ) -> ! {
-    let failure = exec_workload(sys, spec, mapping, confinement, tty);
+    let failure = exec_workload(sys, spec, mapping, confinement, seccomp, tty);
     reporter.error(&failure);
     std::process::exit(failure.code)
 }
@@ -328,6 +340,7 @@ mod tests {
             AppliedMapping::Full,
             &Confinement::default(),
             None,
+            None,
         );
         assert_eq!(f.code, RUNTIME_ERROR);
         assert!(f.message.contains("999:998"), "{}", f.message);
@@ -343,6 +356,7 @@ mod tests {
             AppliedMapping::Single,
             &Confinement::default(),
             None,
+            None,
         );
         assert_eq!(f.code, RUNTIME_ERROR);
         assert!(f.message.contains("/data"), "{}", f.message);
@@ -356,7 +370,14 @@ mod tests {
             no_new_privs: true,
             ..Confinement::default()
         };
-        exec_workload(&sys, &spec(), AppliedMapping::Full, &confinement, None);
+        exec_workload(
+            &sys,
+            &spec(),
+            AppliedMapping::Full,
+            &confinement,
+            None,
+            None,
+        );
         let calls = sys.calls();
         assert_eq!(
             calls[..4],
@@ -378,6 +399,7 @@ mod tests {
             &spec(),
             AppliedMapping::Full,
             &Confinement::default(),
+            None,
             None,
         );
         assert_eq!(f.code, RUNTIME_ERROR);

@@ -8,6 +8,7 @@
 //! docker does when the main process ends.
 
 use crate::confine::policy::Confinement;
+use crate::confine::seccomp::Filters;
 use crate::ns::error::ContainerError;
 use crate::ns::report::Reporter;
 use crate::ns::syscall::Syscall;
@@ -29,6 +30,7 @@ pub fn run_init(
     spec: &ProcessSpec,
     mapping: AppliedMapping,
     confinement: &Confinement,
+    seccomp: Option<&Filters>,
     tty: Option<OwnedFd>,
     reporter: &Reporter,
 ) -> Result<i32, ContainerError> {
@@ -43,6 +45,7 @@ pub fn run_init(
             spec,
             mapping,
             confinement,
+            seccomp,
             tty.as_ref().map(|t| t.as_fd()),
             reporter,
         ),
