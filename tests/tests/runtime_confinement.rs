@@ -647,3 +647,18 @@ fn a_newuidmap_planted_in_the_current_directory_never_runs() {
     assert!(out.status.success(), "{}", show(&out));
     assert!(!marker.exists(), "the planted helper ran");
 }
+
+#[test]
+#[ignore = "e2e: needs root and the test images; run with --include-ignored"]
+fn the_runtime_with_its_seccomp_filter_stays_within_1_mib() {
+    // The x86_64 + zstd runtime, as attached in front of every payload (polyglot header
+    // and alignment included).
+    let info = oci2bin_tests::built::inspect_json(attack_bin());
+    let size = info["runtime_size"]
+        .as_u64()
+        .expect("inspect reports runtime_size");
+    assert!(
+        size <= 1 << 20,
+        "the runtime is {size} bytes, over the 1 MiB budget"
+    );
+}
