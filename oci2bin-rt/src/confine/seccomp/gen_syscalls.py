@@ -62,9 +62,10 @@ def main():
         f"//! crate {os.path.basename(libc)} (its glibc and musl files) and the `__NR_*` constants of",
         f"//! {os.path.basename(raw)} (newer syscalls libc lacks); do not edit by hand.",
         "//!",
-        "//! Each table is one string of names, sorted, one a line, and an array of their numbers in",
-        "//! the same order: the lookup is a binary search, and the table costs its names plus two",
-        "//! bytes a syscall (about 4 KB), where a `&[(&str, i64)]` would cost 24 bytes more a name.",
+        "//! Each table is one string of names, sorted, one a line, the offset of each name and their",
+        "//! numbers, in the same order: the lookup is a binary search, and the table costs its names",
+        "//! plus four bytes a syscall (about 5 KB), where a `&[(&str, i64)]` would cost 24 bytes",
+        "//! more a name.",
     ]
     for (const, arch), (libc_files, raw_file) in ARCHES.items():
         table = {}
@@ -85,6 +86,22 @@ def main():
         ]
         out += names[:-1]
         out.append(names[-1] + '";')
+        offsets, at = [], 0
+        for n in names:
+            offsets.append(at)
+            at += len(n) + 1
+        offsets.append(at)
+        out += [
+            "",
+            f"/// {arch}: where each name of `{const}_NAMES` starts, and one past the end (the",
+            "/// table needs no allocation: a binary search reads names through these).",
+            f'#[cfg(any(test, target_arch = "{arch}"))]',
+            "#[rustfmt::skip]",
+            f"pub const {const}_OFFSETS: [u16; {len(offsets)}] = [",
+        ]
+        for i in range(0, len(offsets), 16):
+            out.append("    " + ", ".join(map(str, offsets[i:i + 16])) + ",")
+        out.append("];")
         numbers = [str(table[n][0]) for n in names]
         out += [
             "",

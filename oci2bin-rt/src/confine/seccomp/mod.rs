@@ -1,5 +1,6 @@
 //! The workload's system call filter: docker's seccomp profile format, compiled to classic
-//! BPF with `seccompiler` and installed with `seccomp(2)`.
+//! BPF (`bpf.rs`, checked against `seccompiler` in its tests) and installed with
+//! `seccomp(2)`.
 //!
 //! [`Profile`] is the JSON of `docker run --security-opt seccomp=FILE` (and of podman's
 //! `containers.conf`); [`Profile::default_profile`] is containers-common's `seccomp.json`,
@@ -18,8 +19,9 @@
 //!
 //! # Design: one filter per action, stacked
 //!
-//! A `seccompiler` filter has one action for a match and one for a mismatch, so a profile
-//! becomes a stack of filters ([`Filters`]):
+//! Each BPF filter has one action for a match and one for a mismatch (which keeps each
+//! filter a plain search on the syscall number), so a profile becomes a stack of filters
+//! ([`Filters`]):
 //!
 //! - the *base* filter: every syscall some rule applies to, with that rule's conditions,
 //!   → allow; anything else → the default action (left out when the default is to allow);
@@ -42,9 +44,17 @@
 //! installed, so the filters that could deny `seccomp` (a base filter whose default is not to
 //! allow and that does not allow `seccomp` unconditionally, or an action filter with a rule
 //! for `seccomp`) are installed after all others. With two of them the second install fails
-//! if the first one denies it, and [`Filters::install`] says so. The caller must have set `no_new_privs` (or hold `CAP_SYS_ADMIN` in
-//! its user namespace) and must install last thing before `execve` (the workload's first
-//! syscalls are `execve`'s own, which the profile must allow, as docker's do).
+//! if the first one denies it, and [`Filters::install`] says so. The caller must have set
+//! `no_new_privs` (or hold `CAP_SYS_ADMIN` in its user namespace) and must install last
+//! thing before `execve` (the workload's first syscalls are `execve`'s own, which the profile
+//! must allow, as docker's do).
+//!
+//! # Cost
+//!
+//! Measured on x86_64 musl (release, `opt-level = "z"`, LTO), for the default profile:
+//! 53 KB of stripped binary (8 KB of it the embedded profile, 5 KB the syscall table),
+//! 0.5-0.6 ms to parse and compile (mostly musl's allocator mapping and unmapping memory)
+//! and 0.25 ms for the kernel to load the three filters (593 instructions).
 //!
 //! # Argument widths
 //!
@@ -64,6 +74,7 @@
 //! `SCMP_ACT_NOTIFY` (and `listenerPath`) needs an agent oci2bin does not have;
 //! `SCMP_ACT_TRACE` returns `ENOSYS`, which is what the kernel does for it with no tracer.
 
+mod bpf;
 mod compile;
 mod json;
 mod profile;
@@ -78,7 +89,7 @@ use std::path::PathBuf;
 /// The BPF programs to install, in order: one or more stacked filters (see the module
 /// documentation), each within the kernel's limit of 4096 instructions.
 pub struct Filters {
-    programs: Vec<seccompiler::BpfProgram>,
+    programs: Vec<bpf::Program>,
     /// `SECCOMP_FILTER_FLAG_*` from the profile's `flags`, passed with every filter.
     flags: libc::c_ulong,
 }
@@ -144,7 +155,7 @@ impl Filters {
 
     /// The programs, in install order (tests compare them).
     #[cfg(test)]
-    pub(crate) fn programs(&self) -> &[seccompiler::BpfProgram] {
+    pub(crate) fn programs(&self) -> &[bpf::Program] {
         &self.programs
     }
 }
@@ -202,17 +213,19 @@ pub enum SeccompError {
         #[source]
         source: io::Error,
     },
-    /// The profile is not JSON of docker's profile format.
-    #[error(
-        "cannot parse {origin}: {source} (docker's format is expected: {{\"defaultAction\": \
-         \"SCMP_ACT_...\", \"syscalls\": [{{\"names\": [...], \"action\": \"SCMP_ACT_...\"}}]}})"
-    )]
+    /// The profile is not JSON, or a field of it has the wrong type or an unknown name.
+    #[error("{origin}, line {line} column {column} ({field}): {problem}")]
     Parse {
         /// "the seccomp profile FILE".
         origin: String,
-        /// serde_json's message, with line and column.
-        #[source]
-        source: serde_json::Error,
+        /// Where, 1-based.
+        line: usize,
+        /// Where, 1-based, in characters.
+        column: usize,
+        /// The path of the value: `syscalls[3].args[0].op`, or "the top level".
+        field: String,
+        /// What is wrong and, where it helps, what is expected.
+        problem: String,
     },
     /// A field has a value docker would reject too, or one oci2bin cannot apply.
     #[error("{origin}: {field}: {problem}")]
@@ -224,18 +237,16 @@ pub enum SeccompError {
         /// What is wrong and what to write instead.
         problem: String,
     },
-    /// The profile's rules do not fit the kernel's 4096 instructions per filter, or
-    /// `seccompiler` refused them.
+    /// The profile's rules do not fit a BPF filter.
     #[error(
-        "cannot build the seccomp filter for {filter}: {source}; use a profile with fewer \
+        "cannot build the seccomp filter for {filter}: {problem}; use a profile with fewer \
          rules for that action"
     )]
     Build {
-        /// Which of the stacked filters ("syscalls allowed by the profile", "SCMP_ACT_ERRNO(1)").
+        /// Which of the stacked filters ("the syscalls the profile gives Errno(1)").
         filter: String,
-        /// seccompiler's message.
-        #[source]
-        source: seccompiler::BackendError,
+        /// "more than 4096 instructions", "a rule with too many conditions".
+        problem: &'static str,
     },
     /// Seccomp profiles are only compiled for x86_64 and aarch64.
     #[error(

@@ -2,8 +2,9 @@
 //! too): the model and the checks of every field the compiler reads (the JSON reader is
 //! `json.rs`).
 
+use super::bpf::Verdict;
 use super::SeccompError;
-use seccompiler::SeccompAction;
+use std::borrow::Cow;
 use std::path::Path;
 
 /// The built-in default profile, minified: containers-common's `pkg/seccomp/seccomp.json` as
@@ -13,11 +14,12 @@ use std::path::Path;
 /// names neither has), comments and the `errno` names that repeat `errnoRet`, plus two rules at
 /// the end: `ioctl` with request `TIOCSTI` or `TIOCLINUX` → `EPERM`.
 ///
-/// JSON, parsed by the same code as a user's profile, because the data is the same size as a
-/// Rust table would be (the syscall names dominate) and there is one code path. The test
-/// `default_json_is_upstream_minified` rebuilds this file from the upstream copy in
-/// `testdata/` (`OCI2BIN_WRITE_DEFAULT_SECCOMP=1` writes it) and shows that both compile to
-/// identical filters on both architectures.
+/// JSON (8 KB), parsed by the same code as a user's profile: one code path, which the test
+/// `default_json_is_upstream_minified_plus_additions` can check. That test rebuilds this file
+/// from the upstream copy in `testdata/` (`OCI2BIN_WRITE_DEFAULT_SECCOMP=1` writes it), and
+/// others show that both compile to identical filters on both architectures. A table of
+/// syscall numbers per architecture would be about 2 KB, at the cost of a second path into
+/// the compiler.
 pub(super) const DEFAULT_JSON: &str = include_str!("default.json");
 
 /// A seccomp profile in docker's format: the JSON of `docker run --security-opt
@@ -46,10 +48,11 @@ pub struct Profile {
 /// argument values, maybe only for some architectures, capabilities or kernels.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SyscallRule {
-    /// The syscalls, by name (names this architecture lacks are skipped).
-    pub names: Vec<String>,
+    /// The syscalls, by name (names this architecture lacks are skipped). Borrowed from the
+    /// syscall table for the names it has, which saves an allocation each.
+    pub names: Vec<Cow<'static, str>>,
     /// docker's older spelling for one syscall; only one of `name` and `names` may be given.
-    pub name: Option<String>,
+    pub name: Option<Cow<'static, str>>,
     /// What a matching call gets.
     pub action: Action,
     /// The errno of `SCMP_ACT_ERRNO` (`EPERM` when absent, as in docker).
@@ -210,8 +213,8 @@ impl Profile {
         Ok(())
     }
 
-    /// The default action as seccompiler's.
-    pub(crate) fn default_verdict(&self, origin: &str) -> Result<SeccompAction, SeccompError> {
+    /// The default action as a filter result.
+    pub(crate) fn default_verdict(&self, origin: &str) -> Result<Verdict, SeccompError> {
         verdict(
             self.default_action,
             self.default_errno_ret,
@@ -256,9 +259,9 @@ impl Profile {
 /// A rule with its action, capabilities and kernel versions decoded.
 pub(crate) struct Resolved<'a> {
     /// The syscall names (`names`, or `name`).
-    pub names: &'a [String],
+    pub names: &'a [Cow<'static, str>],
     /// What a match gets.
-    pub action: SeccompAction,
+    pub action: Verdict,
     /// The arguments, indexes checked to be 0 to 5.
     pub args: &'a [Arg],
     includes: Applies<'a>,
@@ -320,8 +323,8 @@ impl SyscallRule {
                 ));
             }
         }
-        let includes = applies(&self.includes, origin, &at(".includes"))?;
-        let excludes = applies(&self.excludes, origin, &at(".excludes"))?;
+        let includes = applies(&self.includes, origin, &|| at(".includes"))?;
+        let excludes = applies(&self.excludes, origin, &|| at(".excludes"))?;
         Ok(Resolved {
             names,
             action,
@@ -332,14 +335,19 @@ impl SyscallRule {
     }
 }
 
-fn applies<'a>(filter: &'a Filter, origin: &str, at: &str) -> Result<Applies<'a>, SeccompError> {
+/// Decodes an `includes` or `excludes`; `at` names it for errors.
+fn applies<'a>(
+    filter: &'a Filter,
+    origin: &str,
+    at: &dyn Fn() -> String,
+) -> Result<Applies<'a>, SeccompError> {
     let mut caps = 0;
     for (i, cap) in filter.caps.iter().enumerate() {
         caps |= 1u64
             << capability(cap).ok_or_else(|| {
                 invalid(
                     origin,
-                    format!("{at}.caps[{i}]"),
+                    format!("{}.caps[{i}]", at()),
                     format!(
                         "{cap:?} is not a capability; use a name from capabilities(7), such as \
                          \"CAP_SYS_ADMIN\""
@@ -352,7 +360,7 @@ fn applies<'a>(filter: &'a Filter, origin: &str, at: &str) -> Result<Applies<'a>
         Some(v) => Some(Kernel::parse(v).ok_or_else(|| {
             invalid(
                 origin,
-                format!("{at}.minKernel"),
+                format!("{}.minKernel", at()),
                 format!("{v:?} is not a kernel version such as \"5.8\""),
             )
         })?),
@@ -365,27 +373,23 @@ fn applies<'a>(filter: &'a Filter, origin: &str, at: &str) -> Result<Applies<'a>
 }
 
 /// `" (mount, umount2)"`, or the first three names and a count, to say which rule is meant.
-fn describe(names: &[String]) -> String {
+fn describe(names: &[Cow<'static, str>]) -> String {
     match names {
         [a, b, c, _, ..] => format!(" ({a}, {b}, {c}, ... {} names)", names.len()),
         _ => format!(" ({})", names.join(", ")),
     }
 }
 
-/// An action of the format as seccompiler's, with its errno; the error is the problem.
-fn verdict(
-    action: Action,
-    errno_ret: Option<u32>,
-    errno: Option<&str>,
-) -> Result<SeccompAction, String> {
+/// An action of the format as a filter result, with its errno; the error is the problem.
+fn verdict(action: Action, errno_ret: Option<u32>, errno: Option<&str>) -> Result<Verdict, String> {
     Ok(match action {
-        Action::Allow => SeccompAction::Allow,
-        Action::Errno => SeccompAction::Errno(errno_value(errno_ret, errno)?),
-        Action::Kill | Action::KillThread => SeccompAction::KillThread,
-        Action::KillProcess => SeccompAction::KillProcess,
-        Action::Trap => SeccompAction::Trap,
-        Action::Log => SeccompAction::Log,
-        Action::Trace => SeccompAction::Errno(libc::ENOSYS as u32),
+        Action::Allow => Verdict::Allow,
+        Action::Errno => Verdict::Errno(errno_value(errno_ret, errno)?),
+        Action::Kill | Action::KillThread => Verdict::KillThread,
+        Action::KillProcess => Verdict::KillProcess,
+        Action::Trap => Verdict::Trap,
+        Action::Log => Verdict::Log,
+        Action::Trace => Verdict::Errno(libc::ENOSYS as u16),
         Action::Notify => {
             return Err(
                 "SCMP_ACT_NOTIFY needs a seccomp notify agent, which oci2bin does not \
@@ -397,7 +401,7 @@ fn verdict(
 }
 
 /// The errno of an `SCMP_ACT_ERRNO`: `errnoRet`, or containers-common's `errno`, or `EPERM`.
-fn errno_value(errno_ret: Option<u32>, errno: Option<&str>) -> Result<u32, String> {
+fn errno_value(errno_ret: Option<u32>, errno: Option<&str>) -> Result<u16, String> {
     let named = match errno.filter(|e| !e.is_empty()) {
         None => None,
         Some(name) => Some(
@@ -426,7 +430,7 @@ fn errno_value(errno_ret: Option<u32>, errno: Option<&str>) -> Result<u32, Strin
     if value > 4095 {
         return Err(format!("errno {value} is out of range (1 to 4095)"));
     }
-    Ok(value)
+    Ok(value as u16)
 }
 
 fn invalid(origin: &str, field: impl Into<String>, problem: impl Into<String>) -> SeccompError {
@@ -557,19 +561,16 @@ mod tests {
         )
         .unwrap();
         assert_eq!(profile.default_action, Action::Errno);
-        assert_eq!(
-            profile.default_verdict("").unwrap(),
-            SeccompAction::Errno(38)
-        );
+        assert_eq!(profile.default_verdict("").unwrap(), Verdict::Errno(38));
         assert_eq!(
             profile.filter_flags("").unwrap(),
             libc::SECCOMP_FILTER_FLAG_LOG
         );
         let getpid = profile.syscalls[0].resolve(0, "").unwrap();
         assert_eq!(getpid.names, ["getpid"]);
-        assert_eq!(getpid.action, SeccompAction::Allow);
+        assert_eq!(getpid.action, Verdict::Allow);
         let socket = profile.syscalls[1].resolve(1, "").unwrap();
-        assert_eq!(socket.action, SeccompAction::Errno(libc::EINVAL as u32));
+        assert_eq!(socket.action, Verdict::Errno(libc::EINVAL as u16));
         assert_eq!(profile.syscalls[1].args[0].value_two, 0);
         let audit = 1 << 29;
         assert!(socket.applies("amd64", 0, Kernel(4, 7, 0)));
@@ -582,10 +583,7 @@ mod tests {
         let upstream = include_str!("testdata/containers-common-seccomp.json");
         let profile = Profile::from_json(upstream.as_bytes()).unwrap();
         assert_eq!(profile.syscalls.len(), 40);
-        assert_eq!(
-            profile.default_verdict("").unwrap(),
-            SeccompAction::Errno(38)
-        );
+        assert_eq!(profile.default_verdict("").unwrap(), Verdict::Errno(38));
     }
 
     #[test]
@@ -597,39 +595,33 @@ mod tests {
             let profile = Profile::from_json(json.as_bytes()).unwrap();
             profile.syscalls[0].resolve(0, "").unwrap().action
         };
-        assert_eq!(action("SCMP_ACT_ALLOW", ""), SeccompAction::Allow);
-        assert_eq!(action("SCMP_ACT_ERRNO", ""), SeccompAction::Errno(1));
+        assert_eq!(action("SCMP_ACT_ALLOW", ""), Verdict::Allow);
+        assert_eq!(action("SCMP_ACT_ERRNO", ""), Verdict::Errno(1));
         assert_eq!(
             action("SCMP_ACT_ERRNO", r#", "errnoRet": 13"#),
-            SeccompAction::Errno(13)
+            Verdict::Errno(13)
         );
         assert_eq!(
             action("SCMP_ACT_ERRNO", r#", "errno": "ENOSYS""#),
-            SeccompAction::Errno(38)
+            Verdict::Errno(38)
         );
         assert_eq!(
             action("SCMP_ACT_ERRNO", r#", "errno": "95""#),
-            SeccompAction::Errno(95)
+            Verdict::Errno(95)
         );
-        assert_eq!(action("SCMP_ACT_KILL", ""), SeccompAction::KillThread);
-        assert_eq!(
-            action("SCMP_ACT_KILL_THREAD", ""),
-            SeccompAction::KillThread
-        );
-        assert_eq!(
-            action("SCMP_ACT_KILL_PROCESS", ""),
-            SeccompAction::KillProcess
-        );
-        assert_eq!(action("SCMP_ACT_TRAP", ""), SeccompAction::Trap);
-        assert_eq!(action("SCMP_ACT_LOG", ""), SeccompAction::Log);
+        assert_eq!(action("SCMP_ACT_KILL", ""), Verdict::KillThread);
+        assert_eq!(action("SCMP_ACT_KILL_THREAD", ""), Verdict::KillThread);
+        assert_eq!(action("SCMP_ACT_KILL_PROCESS", ""), Verdict::KillProcess);
+        assert_eq!(action("SCMP_ACT_TRAP", ""), Verdict::Trap);
+        assert_eq!(action("SCMP_ACT_LOG", ""), Verdict::Log);
         assert_eq!(
             action("SCMP_ACT_TRACE", r#", "errnoRet": 5"#),
-            SeccompAction::Errno(38)
+            Verdict::Errno(38)
         );
         // errnoRet means nothing to other actions (runc ignores it too).
         assert_eq!(
             action("SCMP_ACT_ALLOW", r#", "errnoRet": 5"#),
-            SeccompAction::Allow
+            Verdict::Allow
         );
     }
 
@@ -638,35 +630,59 @@ mod tests {
         let cases: &[(String, &[&str])] = &[
             (
                 "not json".into(),
-                &["cannot parse the seccomp profile", "docker's format", "line 1"],
+                &[
+                    "the seccomp profile, line 1 column 1 (the top level): expected an object",
+                    "docker's seccomp profile format",
+                    "got something that is not JSON",
+                ],
             ),
             (
                 r#"{"syscalls": []}"#.into(),
-                &["the seccomp profile: the top level: \"defaultAction\" is missing"],
+                &["(the top level): \"defaultAction\" is missing"],
             ),
             (
                 r#"{"defaultAction": "SCMP_ACT_FOO"}"#.into(),
-                &["defaultAction: unknown action \"SCMP_ACT_FOO\"; use one of SCMP_ACT_ALLOW"],
+                &["line 1 column 19 (defaultAction): unknown action \"SCMP_ACT_FOO\"; use one of SCMP_ACT_ALLOW"],
+            ),
+            (
+                "{\n  \"defaultAction\": 5\n}".into(),
+                &["line 2 column 20 (defaultAction): expected a string, got a number"],
+            ),
+            (
+                r#"{"defaultAction": "SCMP_ACT_ALLOW",}"#.into(),
+                &["column 36 (the top level): expected a string, got '}'"],
+            ),
+            (
+                r#"{"defaultAction": "SCMP_ACT_ALLOW"} x"#.into(),
+                &["unexpected text after the profile"],
+            ),
+            (
+                r#"{"defaultAction": "SCMP_ACT_ALLOW", "comment": "\q"}"#.into(),
+                &["(comment): invalid escape in a string"],
+            ),
+            (
+                format!(r#"{{"defaultAction": "SCMP_ACT_ALLOW", "x": {}{}}}"#, "[".repeat(100), "]".repeat(100)),
+                &["nested too deeply"],
             ),
             (
                 r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": {"names": []}}"#.into(),
-                &["syscalls: expected a list, got an object"],
+                &["(syscalls): expected a list, got an object"],
             ),
             (
                 rule(r#"{"names": ["getpid"]}"#),
-                &["syscalls[0]: \"action\" is missing"],
+                &["(syscalls[0]): \"action\" is missing"],
             ),
             (
                 rule(r#"{"names": ["getpid", 7], "action": "SCMP_ACT_ERRNO"}"#),
-                &["syscalls[0].names[1]: expected a string, got a number"],
+                &["(syscalls[0].names[1]): expected a string, got a number"],
             ),
             (
                 rule(r#"{"names": ["getpid"], "action": "SCMP_ACT_ERRNO", "errnoRet": -1}"#),
-                &["syscalls[0].errnoRet: expected a non-negative integer"],
+                &["(syscalls[0].errnoRet): -1 is not an integer from 0 to 4294967295"],
             ),
             (
                 rule(r#"{"names": ["getpid"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_SAME"}]}"#),
-                &["syscalls[0].args[0].op: unknown operator \"SCMP_CMP_SAME\"", "SCMP_CMP_MASKED_EQ"],
+                &["(syscalls[0].args[0].op): unknown operator \"SCMP_CMP_SAME\"", "SCMP_CMP_MASKED_EQ"],
             ),
             (
                 rule(r#"{"names": ["getpid"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 6, "value": 1, "op": "SCMP_CMP_EQ"}]}"#),
@@ -674,7 +690,7 @@ mod tests {
             ),
             (
                 rule(r#"{"names": ["getpid"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 0, "value": 18446744073709551616, "op": "SCMP_CMP_EQ"}]}"#),
-                &["syscalls[0].args[0].value: expected a non-negative integer"],
+                &["(syscalls[0].args[0].value): 18446744073709551616 is not an integer from 0 to 18446744073709551615"],
             ),
             (
                 rule(r#"{"name": "getpid", "names": ["getppid"], "action": "SCMP_ACT_ERRNO"}"#),
@@ -727,6 +743,76 @@ mod tests {
                 assert!(message.contains(needle), "{message:?} lacks {needle:?}");
             }
         }
+    }
+
+    #[test]
+    fn accepts_the_json_serde_json_accepts() {
+        let valid = [
+            "1",
+            "0",
+            "-0",
+            "1.5e3",
+            "2E-7",
+            "-12.25",
+            "18446744073709551616",
+            "true",
+            "false",
+            "null",
+            r#""""#,
+            r#""a\u00e9\ud83d\ude00\n\/\"\\""#,
+            "[]",
+            "[1,[2,{}]]",
+            r#"{"a":null,"b":[{"c":"d"}]}"#,
+            " [ 1 , 2 ] ",
+        ];
+        let invalid = [
+            "01",
+            "1.",
+            ".5",
+            "-",
+            "+1",
+            "1e",
+            "1e+",
+            "tru",
+            "nul",
+            "[1,]",
+            "[1 2]",
+            r#"{"a":1,}"#,
+            r#"{"a" 1}"#,
+            "{1:2}",
+            r#""\x""#,
+            r#""\ud800""#,
+            r#""\udc00x""#,
+            r#""\u12g4""#,
+            "\"a\tb\"",
+            r#""abc"#,
+            "[",
+            "{",
+            "",
+        ];
+        for (snippet, ok) in valid
+            .iter()
+            .map(|s| (s, true))
+            .chain(invalid.iter().map(|s| (s, false)))
+        {
+            assert_eq!(
+                serde_json::from_str::<serde_json::Value>(snippet).is_ok(),
+                ok,
+                "{snippet}"
+            );
+            let json = format!(r#"{{"defaultAction": "SCMP_ACT_ALLOW", "x": {snippet}}}"#);
+            let ours = Profile::from_json(json.as_bytes());
+            assert_eq!(ours.is_ok(), ok, "{snippet}: {ours:?}");
+        }
+        // Strings decode as serde_json decodes them.
+        let name = r#""a\u00e9\ud83d\ude00\t\\""#;
+        let json = rule(&format!(
+            r#"{{"names": [{name}], "action": "SCMP_ACT_ALLOW"}}"#
+        ));
+        let ours = Profile::from_json(json.as_bytes()).unwrap();
+        let theirs: String = serde_json::from_str(name).unwrap();
+        assert_eq!(ours.syscalls[0].names, [theirs]);
+        assert!(Profile::from_json(b"{\"defaultAction\": \"SCMP_ACT_ALLOW\"}\xff").is_err());
     }
 
     #[test]
