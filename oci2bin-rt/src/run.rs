@@ -122,13 +122,15 @@ fn run_payload(
     let reporter = Reporter::new(program, cli.debug);
     let confinement = Confinement::resolve(&cli.security())?;
     let seccomp = confinement.seccomp_filters()?.map(Arc::new);
+    // One cache root for the image and the run's directory, looked up once.
+    let root = cache_root()?;
     let options = CacheOptions {
         debug: cli.debug,
         payload_is_mapped_file: mapped_file,
-        ..Default::default()
+        dir: Some(root.clone()),
     };
     let rootfs = ensure_rootfs(&payload, &options)?;
-    let run = RunDir::create(&cache_root()?)?;
+    let run = RunDir::create(&root)?;
     let identity = rootfs.identity()?;
     run_image(
         payload.config.config().as_ref(),

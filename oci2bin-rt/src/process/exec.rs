@@ -110,16 +110,10 @@ fn close_inherited_fds() {
         return;
     }
     // Kernels before 5.11: walk the descriptor table.
-    if let Ok(dir) = std::fs::read_dir("/proc/self/fd") {
-        let fds: Vec<i32> = dir
-            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-            .filter(|&fd| fd > 2)
-            .collect();
-        for fd in fds {
-            // SAFETY: setting FD_CLOEXEC on a descriptor number; a stale one fails with EBADF.
-            unsafe {
-                libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
-            }
+    for fd in crate::process::fds::open_above_stderr() {
+        // SAFETY: setting FD_CLOEXEC on a descriptor number; a stale one fails with EBADF.
+        unsafe {
+            libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
         }
     }
 }

@@ -13,17 +13,21 @@ pub fn close_inherited() {
     if res == 0 {
         return;
     }
-    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
-        return;
-    };
-    let fds: Vec<i32> = dir
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .filter(|&fd| fd > 2)
-        .collect();
-    for fd in fds {
+    for fd in open_above_stderr() {
         // SAFETY: as above; the read_dir descriptor is already closed (EBADF is harmless).
         unsafe {
             libc::close(fd);
         }
     }
+}
+
+/// The open descriptors above stderr, from `/proc/self/fd` (the fallback where
+/// `close_range(2)` is missing); the listing's own descriptor is closed by then.
+pub fn open_above_stderr() -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|&fd| fd > 2)
+        .collect()
 }
