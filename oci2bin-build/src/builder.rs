@@ -94,14 +94,14 @@ impl Builder {
 
     /// Reads the image settings from the environment, for a build script that leaves the
     /// choice to whoever runs cargo: `OCI2BIN_IMAGE` (required), `OCI2BIN_COMPRESS`,
-    /// `OCI2BIN_PLATFORM`, `OCI2BIN_BUILD_CACHE` (see [`BuildCache::default_dir`]); prints the
+    /// `OCI2BIN_PLATFORM`, `OCI2BIN_CACHE_DIR` (see [`BuildCache::default_dir`]); prints the
     /// matching `cargo:rerun-if-env-changed` lines.
     pub fn from_env() -> Result<Self> {
         for var in [
             "OCI2BIN_IMAGE",
             "OCI2BIN_COMPRESS",
             "OCI2BIN_PLATFORM",
-            "OCI2BIN_BUILD_CACHE",
+            "OCI2BIN_CACHE_DIR",
         ] {
             println!("cargo:rerun-if-env-changed={var}");
         }
@@ -219,10 +219,18 @@ impl Builder {
         target: &str,
         on_download: &mut dyn FnMut(DownloadEvent<'_>),
     ) -> Result<ResolvedImage> {
+        self.resolve_cached(target, &self.open_cache()?, on_download)
+    }
+
+    fn resolve_cached(
+        &self,
+        target: &str,
+        cache: &BuildCache,
+        on_download: &mut dyn FnMut(DownloadEvent<'_>),
+    ) -> Result<ResolvedImage> {
         let platform = self.platform_for(Some(target))?;
-        let cache = self.open_cache()?;
         self.source
-            .resolve_in(&platform, &cache, &self.registry, on_download)
+            .resolve_in(&platform, cache, &self.registry, on_download)
     }
 
     /// Resolves, verifies and recompresses the image for `target` without writing a payload.
@@ -233,8 +241,8 @@ impl Builder {
         target: &str,
         on_event: &mut dyn FnMut(Event<'_>),
     ) -> Result<(ResolvedImage, Vec<PreparedLayer>)> {
-        let image = self.resolve(target, &mut |d| on_event(Event::Download(d)))?;
         let cache = self.open_cache()?;
+        let image = self.resolve_cached(target, &cache, &mut |d| on_event(Event::Download(d)))?;
         let total_bytes = image.layers.iter().map(|l| l.location.len).sum();
         on_event(Event::Resolved {
             image: &image,

@@ -10,6 +10,10 @@ use oci2bin_rt::oci::Digest;
 use serde::{Deserialize, Serialize};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+mod tmp;
+pub use tmp::remove_live_temporaries;
 
 /// What a cached file looked like right after its content was verified: inode, size and
 /// change time.
@@ -51,24 +55,26 @@ impl Stamp {
 #[derive(Clone, Debug)]
 pub struct BuildCache {
     root: PathBuf,
+    /// This build's temporary directory under `tmp/` (see [`tmp`]).
+    session: Arc<tmp::TmpSession>,
 }
 
 impl BuildCache {
-    /// The default location: `$OCI2BIN_BUILD_CACHE`, else `$XDG_CACHE_HOME/oci2bin/build`,
-    /// else `~/.cache/oci2bin/build`.
+    /// The default location: `build/` under the oci2bin cache root shared by every oci2bin
+    /// tool on the machine, `$OCI2BIN_CACHE_DIR`, else `$XDG_CACHE_HOME/oci2bin`, else
+    /// `~/.cache/oci2bin` (the runtime keeps its unpacked images under the same root).
+    ///
+    /// The names of earlier versions (`OCI2BIN_BUILD_CACHE`, `OCI2BIN_HOME`) are refused
+    /// with the new name rather than silently ignored.
     pub fn default_dir() -> Result<PathBuf> {
-        if let Some(d) = std::env::var_os("OCI2BIN_BUILD_CACHE").filter(|d| !d.is_empty()) {
-            return Ok(PathBuf::from(d));
-        }
-        if let Some(d) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
-            return Ok(PathBuf::from(d).join("oci2bin/build"));
-        }
-        if let Some(h) = std::env::var_os("HOME").filter(|d| !d.is_empty()) {
-            return Ok(PathBuf::from(h).join(".cache/oci2bin/build"));
-        }
-        Err(BuildError::Config(
-            "no cache directory: set OCI2BIN_BUILD_CACHE, XDG_CACHE_HOME or HOME".into(),
-        ))
+        check_renamed_variables()?;
+        oci2bin_rt::location::cache_root()
+            .map(|root| root.join("build"))
+            .ok_or_else(|| {
+                BuildError::Config(
+                    "no cache directory: set OCI2BIN_CACHE_DIR, XDG_CACHE_HOME or HOME".into(),
+                )
+            })
     }
 
     /// Opens (creating) a cache at `root`.
@@ -78,7 +84,13 @@ impl BuildCache {
             let p = root.join(sub);
             std::fs::create_dir_all(&p).map_err(BuildError::io("creating", &p))?;
         }
-        Ok(BuildCache { root })
+        let tmp = root.join("tmp");
+        let session = tmp::TmpSession::create(&tmp)
+            .map_err(BuildError::io("creating a temporary directory in", &tmp))?;
+        Ok(BuildCache {
+            root,
+            session: Arc::new(session),
+        })
     }
 
     /// The cache root.
@@ -91,9 +103,11 @@ impl BuildCache {
         self.root.join(digest.blob_path())
     }
 
-    /// Where temporary files go (same file system as the blobs, so renames are atomic).
+    /// Where this build's temporary files go: its own directory under `tmp/`, on the same
+    /// file system as the blobs (renames are atomic), removed when the last clone of this
+    /// cache is dropped, or by a later build if this one is killed.
     pub fn tmp_dir(&self) -> PathBuf {
-        self.root.join("tmp")
+        self.session.dir().to_path_buf()
     }
 
     /// The record of a recompression of input `key` with codec-and-level `spec`.
@@ -110,6 +124,25 @@ impl BuildCache {
         std::fs::create_dir_all(dir).map_err(BuildError::io("creating", dir))?;
         write_atomic(&self.tmp_dir(), path, bytes)
     }
+}
+
+/// Fails when a cache variable of an earlier version is set: `OCI2BIN_CACHE_DIR` replaced
+/// `OCI2BIN_HOME` (the same root) and `OCI2BIN_BUILD_CACHE` (its `build/` subdirectory).
+pub fn check_renamed_variables() -> Result<()> {
+    for (old, new) in [
+        ("OCI2BIN_HOME", "OCI2BIN_CACHE_DIR=DIR"),
+        (
+            "OCI2BIN_BUILD_CACHE",
+            "OCI2BIN_CACHE_DIR=DIR (the build cache is its build/ subdirectory)",
+        ),
+    ] {
+        if std::env::var_os(old).is_some_and(|v| !v.is_empty()) {
+            return Err(BuildError::Config(format!(
+                "{old} is no longer read: set {new} instead, and unset {old}"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Writes `bytes` to `dest` through a temporary file in `tmp_dir` (on the same file system)

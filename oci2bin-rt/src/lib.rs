@@ -28,6 +28,7 @@
 //! which links the payload symbol written by `oci2bin-build` and calls [`run::main`].
 #![deny(missing_docs)]
 
+pub mod location;
 pub mod oci;
 pub mod payload;
 

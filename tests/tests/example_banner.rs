@@ -26,7 +26,7 @@ fn banner_example_embeds_and_runs() {
         .arg(&target)
         .current_dir(&example)
         .env("BANNER_IMAGE", image_source(&images, "busybox"))
-        .env("OCI2BIN_BUILD_CACHE", dir.join("build-cache"))
+        .env("OCI2BIN_CACHE_DIR", dir.join("cache"))
         .env_remove("CARGO_TARGET_DIR")
         .output()
         .unwrap();

@@ -118,19 +118,9 @@ fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) ->
     }
 }
 
-/// The cache root: `$OCI2BIN_CACHE_DIR`, else `$XDG_CACHE_HOME/oci2bin`, else
-/// `~/.cache/oci2bin`.
+/// The cache root (see [`crate::location::cache_root`]).
 pub fn cache_root() -> Result<PathBuf, CacheError> {
-    let var = |k| std::env::var_os(k).filter(|v: &std::ffi::OsString| !v.is_empty());
-    if let Some(d) = var("OCI2BIN_CACHE_DIR") {
-        return Ok(PathBuf::from(d));
-    }
-    if let Some(d) = var("XDG_CACHE_HOME") {
-        return Ok(PathBuf::from(d).join("oci2bin"));
-    }
-    var("HOME")
-        .map(|h| PathBuf::from(h).join(".cache/oci2bin"))
-        .ok_or(CacheError::NoLocation)
+    crate::location::cache_root().ok_or(CacheError::NoLocation)
 }
 
 /// Where an image's unpacked root lives (whether or not it exists yet).

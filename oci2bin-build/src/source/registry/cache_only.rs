@@ -45,7 +45,7 @@ impl<'a> CacheOnly<'a> {
             Why::NoRegistryFeature => format!(
                 "this oci2bin-build was built without its `registry` feature and cannot download: \
                  pull the image into this cache first with `cargo oci2bin pull {r}` (or a \
-                 `cargo oci2bin --image {r}` build) using the same OCI2BIN_BUILD_CACHE, or enable \
+                 `cargo oci2bin --image {r}` build) using the same OCI2BIN_CACHE_DIR, or enable \
                  the `registry` feature of oci2bin-build",
                 r = self.reference
             ),
