@@ -1,7 +1,8 @@
 //! `cargo oci2bin --image SRC`: the whole build.
 
 use crate::cargo_build::{self, CargoBuild};
-use crate::cli::{BuildArgs, RegistryArgs};
+use crate::cli::{BuildArgs, MessageFormat, RegistryArgs};
+use crate::output::Input;
 use crate::progress::Mode;
 use crate::pull_progress::PullProgress;
 use anyhow::{bail, Context, Result};
@@ -12,30 +13,24 @@ use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-/// The oci2bin home: `$OCI2BIN_HOME`, else `$XDG_CACHE_HOME/oci2bin`, else `~/.cache/oci2bin`,
-/// made absolute (cargo runs in the generated crate's directory).
+/// The oci2bin cache root: `--cache-dir` (clap reads `$OCI2BIN_CACHE_DIR` into it), else
+/// `$XDG_CACHE_HOME/oci2bin`, else `~/.cache/oci2bin` (see `oci2bin_rt::location`), made
+/// absolute (cargo runs in the generated crate's directory).
 pub fn home(explicit: Option<&Path>) -> Result<PathBuf> {
-    let home = if let Some(p) = explicit {
-        p.to_path_buf()
-    } else if let Some(d) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
-        PathBuf::from(d).join("oci2bin")
-    } else {
-        let home = std::env::var_os("HOME").filter(|d| !d.is_empty()).context(
-            "no cache directory: set OCI2BIN_HOME, XDG_CACHE_HOME or HOME (or pass --cache-dir)",
-        )?;
-        PathBuf::from(home).join(".cache/oci2bin")
+    oci2bin_build::cache::check_renamed_variables()?;
+    let home = match explicit {
+        Some(p) => p.to_path_buf(),
+        None => oci2bin_rt::location::cache_root().context(
+            "no cache directory: set OCI2BIN_CACHE_DIR, XDG_CACHE_HOME or HOME (or pass --cache-dir)",
+        )?,
     };
     std::path::absolute(&home).with_context(|| format!("resolving {}", home.display()))
 }
 
-/// The build cache: `HOME/build` under an oci2bin home given with `--cache-dir` or
-/// `OCI2BIN_HOME`, else the library's default (`OCI2BIN_BUILD_CACHE`, else the same
-/// `~/.cache/oci2bin/build`), so `cargo oci2bin` fills the cache a build script reads.
+/// The build cache: `build/` under the cache root, the directory a build script's
+/// `oci2bin-build` reads by default too.
 pub fn build_cache_dir(explicit_home: Option<&Path>) -> Result<PathBuf> {
-    match explicit_home {
-        Some(_) => Ok(home(explicit_home)?.join("build")),
-        None => Ok(oci2bin_build::cache::BuildCache::default_dir()?),
-    }
+    Ok(home(explicit_home)?.join("build"))
 }
 
 /// The host's static musl target.
@@ -128,18 +123,32 @@ fn runtime(
     // belong to this build.
     let _lock = crate::generate::lock(home)?;
     let manifest = crate::generate::generate(home, &sources, compress.codec)?;
-    let spinner = mode.spinner(&format!(
-        "Building the runtime for {target} with the {} decoder (cargo build --release; once per target and codec)",
+    let what = format!(
+        "Building the runtime for {target} with the {} decoder (cargo build --release; once per target and codec, about a minute)",
         compress.codec.name()
-    ));
-    let built = cargo_build::build(&CargoBuild {
-        manifest: &manifest,
-        target_dir: &home.join("target"),
-        target,
-        bin: &bin,
-        verbose,
-    });
-    spinner.finish_and_clear();
+    );
+    let bar = mode.count_bar(&what);
+    let mut last_line = std::time::Instant::now();
+    let built = cargo_build::build(
+        &CargoBuild {
+            manifest: &manifest,
+            target_dir: &home.join("target"),
+            target,
+            bin: &bin,
+            verbose,
+        },
+        &mut |p| {
+            bar.set_length(p.total as u64);
+            bar.set_position(p.done as u64);
+            bar.set_message(format!("compiling {}", p.name));
+            // Without a terminal: a line every few seconds, so logs show it is moving.
+            if mode == Mode::Lines && last_line.elapsed().as_secs() >= 5 {
+                last_line = std::time::Instant::now();
+                eprintln!("  compiled {}/{} crates ({})", p.done, p.total, p.name);
+            }
+        },
+    );
+    bar.finish_and_clear();
     let built = built?;
     cargo_build::smoke_test(&built, target)?;
     let bytes = std::fs::read(&built)
@@ -151,26 +160,65 @@ fn runtime(
     Ok(bytes)
 }
 
+/// The files and directories a build of `source` reads, which its output must not replace.
+fn inputs(source: &ImageSource, home: &Path) -> Vec<Input> {
+    let mut inputs = vec![Input {
+        what: "the oci2bin cache",
+        path: home.to_path_buf(),
+    }];
+    match source {
+        ImageSource::OciLayout { dir, .. } => inputs.push(Input {
+            what: "the OCI layout",
+            path: dir.clone(),
+        }),
+        ImageSource::DockerArchive { file, .. } => inputs.push(Input {
+            what: "the archive",
+            path: file.clone(),
+        }),
+        _ => {}
+    }
+    inputs
+}
+
 /// Runs the build.
 pub fn run(args: &BuildArgs) -> Result<()> {
+    let json = args.message_format == MessageFormat::Json;
     let mode = Mode::detect(args.quiet);
-    let Some(image) = &args.image else {
+    let Some(image) = args.image.as_ref().or(args.image_arg.as_ref()) else {
         bail!("no image given: pass --image NAME (a registry reference), --image oci:DIR[:TAG] or --image docker-archive:FILE (see --help)");
     };
     let source = ImageSource::parse(image)?;
     let source_str = absolute_source(&source)?;
     let target = args.target.clone().unwrap_or_else(default_target);
+    let platform = args.platform.as_deref().map(Platform::parse).transpose()?;
+    crate::target_check::check(&target, platform.as_ref(), args.allow_dynamic)?;
     let compress = CompressSpec::parse(&args.compress)?;
     let home = home(args.cache_dir.as_deref())?;
-    let build_cache = build_cache_dir(args.cache_dir.as_deref())?;
+    let build_cache = home.join("build");
+    let inputs = inputs(&ImageSource::parse(&source_str)?, &home);
 
     let mut builder = Builder::new(&source_str)?
         .compression(compress)
         .cache_dir(&build_cache);
-    if let Some(p) = &args.platform {
-        builder = builder.platform(Platform::parse(p)?);
+    if let Some(p) = platform {
+        builder = builder.platform(p);
     }
     builder = with_registry_args(builder, &args.registry)?;
+
+    // The output is checked before any work: named by -o, by a registry reference, or (for a
+    // local image) by the name its index gives, read here without touching the layers.
+    let output_for = |name: PathBuf| crate::output::check(&name, &inputs, args.force);
+    let mut output = match (&args.output, &source) {
+        (Some(o), _) => Some(output_for(o.clone())?),
+        (None, ImageSource::Registry(r)) => Some(output_for(PathBuf::from(r.file_stem()))?),
+        (None, ImageSource::OciLayout { .. } | ImageSource::DockerArchive { .. }) => {
+            let image = builder
+                .resolve(&target, &mut |_| {})
+                .with_context(|| format!("reading image {image}"))?;
+            Some(output_for(PathBuf::from(image.reference.file_stem()))?)
+        }
+        (None, ImageSource::Daemon { .. }) => None,
+    };
 
     // 1. Resolve, verify and recompress here, where progress and errors can be shown plainly.
     let mut bar = None;
@@ -223,9 +271,9 @@ pub fn run(args: &BuildArgs) -> Result<()> {
         })
         .with_context(|| format!("preparing image {image}"))?;
 
-    let output = match &args.output {
-        Some(o) => o.clone(),
-        None => PathBuf::from(resolved.reference.file_stem()),
+    let output = match output.take() {
+        Some(o) => o,
+        None => output_for(PathBuf::from(resolved.reference.file_stem()))?,
     };
     let plan = oci2bin_build::payload::plan(&resolved, &layers, compress)
         .with_context(|| format!("laying out the payload of {image}"))?;
@@ -233,46 +281,72 @@ pub fn run(args: &BuildArgs) -> Result<()> {
     // 2. The runtime for this target and decoder: compiled once, then fresh for every image.
     let runtime = runtime(&home, &target, compress, mode, args.verbose)?;
 
-    // 3. Runtime + payload, written to a temporary file and renamed: a failed build leaves no
-    //    output file.
-    let out_dir = output
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    // 3. Runtime + payload, written to a temporary file and renamed: a failed or interrupted
+    //    build leaves no output file and no temporary one.
+    let shown = args
+        .output
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(output.path.file_name().unwrap_or_default()));
     let mut tmp = tempfile::Builder::new()
         .prefix(".oci2bin-")
-        .tempfile_in(out_dir)
-        .with_context(|| format!("creating a temporary file in {}", out_dir.display()))?;
+        .tempfile_in(&output.dir)
+        .with_context(|| format!("creating a temporary file in {}", output.dir.display()))?;
+    let _registered = crate::interrupt::register(tmp.path().to_path_buf());
     let spinner = mode.spinner(&format!(
         "Writing {} ({:.1} MB)",
-        output.display(),
+        shown.display(),
         plan.len() as f64 / 1e6
     ));
     let attached = crate::attach::attach(&runtime, &plan, !args.no_polyglot, tmp.as_file_mut())
-        .with_context(|| format!("writing {}", output.display()));
+        .with_context(|| format!("writing {}", shown.display()));
     spinner.finish_and_clear();
     let attached = attached?;
     crate::attach::check(tmp.path(), &attached, !args.no_polyglot).with_context(|| {
         format!(
             "checking {} (written for {})",
             tmp.path().display(),
-            output.display()
+            shown.display()
         )
     })?;
     std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755))?;
-    tmp.persist(&output)
-        .with_context(|| format!("writing {}", output.display()))?;
-    let size = std::fs::metadata(&output)?.len();
+    tmp.persist(&output.path)
+        .with_context(|| format!("writing {}", shown.display()))?;
+    let size = std::fs::metadata(&output.path)?.len();
     let payload: u64 = layers.iter().map(|l| l.size).sum();
     mode.line(&format!(
         "Wrote {} ({:.1} MB; image {}, config {}, {:.1} MB of layers as {})",
-        output.display(),
+        shown.display(),
         size as f64 / 1e6,
         resolved.reference,
         resolved.config_digest,
         payload as f64 / 1e6,
         compress
     ));
+    if json {
+        let report = serde_json::json!({
+            "output": output.path,
+            "size": size,
+            "runtime_size": attached.payload_offset,
+            "payload_size": attached.payload_len,
+            "target": target,
+            "platform": resolved.platform.to_string(),
+            "compression": compress.to_string(),
+            "polyglot": !args.no_polyglot,
+            "reference": resolved.reference.to_string(),
+            "source": resolved.recorded_source,
+            "config_digest": resolved.config_digest.to_string(),
+            "manifest_digest": plan.manifest_digest.to_string(),
+            "source_index_digest": resolved.index_digest.as_ref().map(|d| d.to_string()),
+            "source_manifest_digest": resolved.manifest_digest.as_ref().map(|d| d.to_string()),
+            "layers": layers.iter().map(|l| serde_json::json!({
+                "digest": l.digest,
+                "diff_id": l.diff_id,
+                "size": l.size,
+                "codec": l.codec,
+            })).collect::<Vec<_>>(),
+        });
+        println!("{report}");
+    }
     Ok(())
 }
 

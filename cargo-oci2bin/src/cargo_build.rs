@@ -97,8 +97,124 @@ fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
 }
 
-/// Builds and returns the path of the produced binary.
-pub fn build(b: &CargoBuild<'_>) -> Result<PathBuf> {
+/// How far the build is: `done` of about `total` compilation units, the last one `name`.
+pub struct Progress<'a> {
+    /// Units compiled (or found fresh) so far.
+    pub done: usize,
+    /// The estimate of all units (packages plus build scripts), at least `done`.
+    pub total: usize,
+    /// The package just compiled.
+    pub name: &'a str,
+}
+
+/// The number of compilation units a build of `manifest` for `target` has, about: every
+/// package of the resolved graph plus one per build script, from `cargo metadata` (quick,
+/// offline, and only run the one time a runtime is compiled).
+fn estimate_units(manifest: &Path, target: &str) -> Option<usize> {
+    let out = Command::new(cargo())
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--offline",
+            "--filter-platform",
+        ])
+        .arg(target)
+        .arg("--manifest-path")
+        .arg(manifest)
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    let nodes = meta["resolve"]["nodes"].as_array()?;
+    let used: std::collections::HashSet<&str> =
+        nodes.iter().filter_map(|n| n["id"].as_str()).collect();
+    let build_scripts = meta["packages"]
+        .as_array()?
+        .iter()
+        .filter(|p| p["id"].as_str().is_some_and(|id| used.contains(id)))
+        .filter(|p| {
+            p["targets"].as_array().is_some_and(|ts| {
+                ts.iter().any(|t| {
+                    t["kind"]
+                        .as_array()
+                        .is_some_and(|k| k.iter().any(|k| k == "custom-build"))
+                })
+            })
+        })
+        .count();
+    Some(nodes.len() + build_scripts)
+}
+
+/// Runs `cmd` with cargo's JSON messages on stdout, reporting each compiled unit to
+/// `progress`; cargo's diagnostics are kept and printed only if the build fails.
+fn build_with_progress(
+    mut cmd: Command,
+    b: &CargoBuild<'_>,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Result<std::process::ExitStatus> {
+    use std::io::{BufRead, Read};
+    let mut total = estimate_units(b.manifest, b.target).unwrap_or(0);
+    cmd.arg("--message-format=json-render-diagnostics")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().context("running cargo build")?;
+    crate::interrupt::set_child(Some(child.id()));
+    let mut stderr = child.stderr.take().expect("piped");
+    let errors = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let mut done = 0;
+    let mut rendered = String::new();
+    for line in std::io::BufReader::new(child.stdout.take().expect("piped")).lines() {
+        let Ok(line) = line else { break };
+        let Ok(msg) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
+        match msg["reason"].as_str() {
+            Some("compiler-artifact") | Some("build-script-executed") => {
+                if msg["reason"] == "compiler-artifact" {
+                    done += 1;
+                }
+                total = total.max(done);
+                let id = msg["package_id"].as_str().unwrap_or("");
+                progress(Progress {
+                    done,
+                    total,
+                    name: package_name(id),
+                });
+            }
+            Some("compiler-message") => {
+                if let Some(r) = msg["message"]["rendered"].as_str() {
+                    rendered.push_str(r);
+                }
+            }
+            _ => {}
+        }
+    }
+    let status = child.wait().context("waiting for cargo build")?;
+    crate::interrupt::set_child(None);
+    let errors = errors.join().unwrap_or_default();
+    if !status.success() {
+        eprintln!("{rendered}");
+        eprintln!("{errors}");
+    }
+    Ok(status)
+}
+
+/// `name` of a cargo package id, in either spelling (`name 1.0 (source)` or
+/// `registry+https://...#name@1.0`).
+fn package_name(id: &str) -> &str {
+    if let Some((_, frag)) = id.rsplit_once('#') {
+        return frag.split('@').next().unwrap_or(frag);
+    }
+    id.split(' ').next().unwrap_or(id)
+}
+
+/// Builds and returns the path of the produced binary, reporting its progress.
+pub fn build(b: &CargoBuild<'_>, progress: &mut dyn FnMut(Progress<'_>)) -> Result<PathBuf> {
     let mut cmd = Command::new(cargo());
     cmd.args(["build", "--release", "--manifest-path"])
         .arg(b.manifest)
@@ -106,9 +222,6 @@ pub fn build(b: &CargoBuild<'_>) -> Result<PathBuf> {
         .arg(b.target)
         .arg("--target-dir")
         .arg(b.target_dir);
-    if !b.verbose {
-        cmd.arg("--quiet");
-    }
     // In the crate's directory, so that cargo reads its `.cargo/config.toml` (C flags).
     if let Some(dir) = b.manifest.parent() {
         cmd.current_dir(dir);
@@ -125,21 +238,11 @@ pub fn build(b: &CargoBuild<'_>) -> Result<PathBuf> {
     ] {
         cmd.env_remove(var);
     }
-    let status;
-    if b.verbose {
-        status = cmd.status().context("running cargo build")?;
+    let status = if b.verbose {
+        cmd.status().context("running cargo build")?
     } else {
-        let out = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .output()
-            .context("running cargo build")?;
-        status = out.status;
-        if !status.success() {
-            eprintln!("{}", String::from_utf8_lossy(&out.stdout));
-            eprintln!("{}", String::from_utf8_lossy(&out.stderr));
-        }
-    }
+        build_with_progress(cmd, b, progress)?
+    };
     if !status.success() {
         bail!(
             "cargo build of the generated crate {} failed (its output is above)",

@@ -1,6 +1,6 @@
 //! Command-line interface of `cargo oci2bin`.
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 /// Turn an OCI/Docker image into one static Linux executable.
@@ -14,7 +14,12 @@ use std::path::PathBuf;
 oci:DIR[:TAG] (OCI image layout), docker-archive:FILE[:NAME:TAG] (docker/podman save), \
 docker-daemon:NAME and podman:NAME (exported with docker/podman save).\n\
 Registry credentials come from docker's config.json (auths, credsStore, credHelpers), \
-$REGISTRY_AUTH_FILE and podman's auth.json, or --username with --password-stdin."
+$REGISTRY_AUTH_FILE and podman's auth.json, or --username with --password-stdin.\n\
+Caches: everything goes under one root, --cache-dir or $OCI2BIN_CACHE_DIR (default \
+$XDG_CACHE_HOME/oci2bin, else ~/.cache/oci2bin): build/ (verified layers), runtimes/ and target/ \
+(the runtime, compiled once per target and codec), work/ (its generated crate); the output binaries \
+unpack their images under the same root on the machine they run on (images/, runs/). \
+`cargo oci2bin cache` shows them, `cargo oci2bin cache prune` empties them."
 )]
 pub struct Cli {
     /// Subcommand; without one, builds an executable.
@@ -43,6 +48,63 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Show the caches (paths and sizes), or prune them.
+    Cache(CacheArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), as kept in doc/cargo-oci2bin.1.
+    #[command(hide = true)]
+    Man,
+}
+
+/// Options for `cache`.
+#[derive(Args, Debug, Clone)]
+pub struct CacheArgs {
+    /// What to do (without one: show the caches).
+    #[command(subcommand)]
+    pub action: Option<CacheAction>,
+    /// The cache root [default: $OCI2BIN_CACHE_DIR, else ~/.cache/oci2bin].
+    #[arg(long, env = "OCI2BIN_CACHE_DIR", value_name = "DIR", global = true)]
+    pub cache_dir: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// `cache` actions.
+#[derive(Subcommand, Debug, Clone)]
+pub enum CacheAction {
+    /// Remove cached entries: everything (--all) or what has not been used for a while
+    /// (--older-than). Images in use by a running container are kept.
+    Prune {
+        /// Remove every entry.
+        #[arg(
+            long,
+            conflicts_with = "older_than",
+            required_unless_present = "older_than"
+        )]
+        all: bool,
+        /// Remove entries not used for this long: 30s, 90m, 12h, 7d.
+        #[arg(long, value_name = "AGE")]
+        older_than: Option<String>,
+        /// Only show what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+/// How a build reports its result.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MessageFormat {
+    /// Progress and a summary for people, on stderr.
+    #[default]
+    Human,
+    /// One JSON object on stdout when the build succeeds (output path, digests, sizes),
+    /// progress on stderr as usual.
+    Json,
 }
 
 /// Options for building an executable.
@@ -52,12 +114,24 @@ pub struct BuildArgs {
     /// docker-archive:FILE[:NAME:TAG], docker-daemon:NAME or podman:NAME.
     #[arg(long, value_name = "SOURCE")]
     pub image: Option<String>,
+    /// The image, as for --image (`cargo oci2bin nginx`).
+    #[arg(value_name = "IMAGE", conflicts_with = "image")]
+    pub image_arg: Option<String>,
     /// Registry options.
     #[command(flatten)]
     pub registry: RegistryArgs,
-    /// Output file [default: derived from the image name, e.g. busybox_latest].
+    /// Output file [default: derived from the image name, e.g. busybox_latest]. An existing
+    /// file is replaced only if an earlier build wrote it (or with --force); directories,
+    /// devices and the build's own inputs are refused.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// Replace an existing output file even if it is not an oci2bin executable.
+    #[arg(long)]
+    pub force: bool,
+    /// Allow a dynamically linked runtime (a *-gnu target): the output then needs a
+    /// compatible glibc on every machine it runs on.
+    #[arg(long)]
+    pub allow_dynamic: bool,
     /// Rust target triple [default: the host's *-unknown-linux-musl].
     #[arg(long, value_name = "TRIPLE")]
     pub target: Option<String>,
@@ -67,9 +141,13 @@ pub struct BuildArgs {
     /// Layer compression: zstd[:1-22] | xz[:0-9] | gzip[:1-9] | none.
     #[arg(long, default_value = "zstd:3", value_name = "CODEC[:LEVEL]")]
     pub compress: String,
-    /// Cache directory for sources, layers and the shared target directory.
-    #[arg(long, env = "OCI2BIN_HOME", value_name = "DIR")]
+    /// The cache root for layers, runtimes and the shared target directory [default:
+    /// $XDG_CACHE_HOME/oci2bin, else ~/.cache/oci2bin].
+    #[arg(long, env = "OCI2BIN_CACHE_DIR", value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
+    /// Report the result as JSON on stdout (for scripts), or for people.
+    #[arg(long, value_enum, default_value_t = MessageFormat::Human, value_name = "FORMAT")]
+    pub message_format: MessageFormat,
     /// Print nothing but errors.
     #[arg(short, long)]
     pub quiet: bool,
@@ -111,8 +189,8 @@ pub struct PullArgs {
     /// Image platform os/arch[/variant] [default: from the target].
     #[arg(long, value_name = "PLATFORM")]
     pub platform: Option<String>,
-    /// Cache directory (as for a build).
-    #[arg(long, env = "OCI2BIN_HOME", value_name = "DIR")]
+    /// The cache root (as for a build).
+    #[arg(long, env = "OCI2BIN_CACHE_DIR", value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
     /// Print nothing but errors (and the pinned reference, on stdout).
     #[arg(short, long)]
@@ -167,4 +245,55 @@ pub fn parse() -> Cli {
         args.remove(1);
     }
     Cli::parse_from(args)
+}
+
+/// The clap command, for completions and the man page.
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        command().debug_assert();
+    }
+
+    #[test]
+    fn the_man_page_in_the_repository_is_up_to_date() {
+        let mut page = Vec::new();
+        clap_mangen::Man::new(command()).render(&mut page).unwrap();
+        let kept = include_str!("../../doc/cargo-oci2bin.1");
+        assert!(
+            String::from_utf8(page).unwrap() == kept,
+            "doc/cargo-oci2bin.1 is stale: regenerate it with `cargo run -p cargo-oci2bin -- oci2bin man > doc/cargo-oci2bin.1`"
+        );
+    }
+
+    #[test]
+    fn the_bash_completion_names_the_subcommands() {
+        let mut script = Vec::new();
+        clap_complete::generate(
+            clap_complete::Shell::Bash,
+            &mut command(),
+            "cargo-oci2bin",
+            &mut script,
+        );
+        let script = String::from_utf8(script).unwrap();
+        for sub in ["inspect", "pull", "pack", "cache", "completions"] {
+            assert!(script.contains(sub), "no {sub} in the bash completion");
+        }
+    }
+
+    #[test]
+    fn an_image_can_be_given_without_image_and_subcommands_still_win() {
+        let cli = Cli::try_parse_from(["cargo-oci2bin", "nginx", "-o", "x"]).unwrap();
+        assert_eq!(cli.build.image_arg.as_deref(), Some("nginx"));
+        assert!(cli.command.is_none());
+        let cli = Cli::try_parse_from(["cargo-oci2bin", "inspect", "file"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Inspect { .. })));
+        assert!(Cli::try_parse_from(["cargo-oci2bin", "nginx", "--image", "redis"]).is_err());
+    }
 }

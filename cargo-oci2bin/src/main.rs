@@ -7,25 +7,43 @@
 mod attach;
 mod build_cmd;
 mod bundle;
+mod cache_cmd;
 mod cargo_build;
 mod cli;
 mod elf;
 mod generate;
 mod inspect;
+mod interrupt;
 mod mapped;
+mod output;
 mod pack_cmd;
 mod polyglot;
 mod progress;
 mod pull_cmd;
 mod pull_progress;
+mod target_check;
 
 fn main() {
+    interrupt::install();
     let cli = cli::parse();
     let result = match cli.command {
         Some(cli::Command::Pack(p)) => pack_cmd::run(&p),
         Some(cli::Command::Build(b)) => build_cmd::run(&b),
         Some(cli::Command::Pull(p)) => pull_cmd::run(&p),
         Some(cli::Command::Inspect { file, json }) => inspect::run(&file, json),
+        Some(cli::Command::Cache(c)) => cache_cmd::run(&c),
+        Some(cli::Command::Completions { shell }) => {
+            clap_complete::generate(
+                shell,
+                &mut cli::command(),
+                "cargo-oci2bin",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
+        Some(cli::Command::Man) => clap_mangen::Man::new(cli::command())
+            .render(&mut std::io::stdout())
+            .map_err(Into::into),
         None => build_cmd::run(&cli.build),
     };
     if let Err(e) = result {

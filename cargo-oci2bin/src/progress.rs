@@ -44,6 +44,23 @@ impl Mode {
         bar
     }
 
+    /// A bar counting steps (compiled crates) under a heading line; hidden unless on a
+    /// terminal, where the heading is printed once either way.
+    pub fn count_bar(self, heading: &str) -> ProgressBar {
+        self.line(heading);
+        if self != Mode::Terminal {
+            return ProgressBar::hidden();
+        }
+        let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template("  [{bar:30}] {pos}/{len} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        bar.enable_steady_tick(std::time::Duration::from_millis(200));
+        bar
+    }
+
     /// A spinner for a step of unknown length (hidden unless on a terminal).
     pub fn spinner(self, msg: &str) -> ProgressBar {
         if self != Mode::Terminal {

@@ -122,6 +122,17 @@ pub enum BuildError {
         /// The registry's answer.
         detail: String,
     },
+    /// The registry could not be reached at all (name not found, connection refused, TLS):
+    /// reported after the first attempt, as retrying would only delay the same answer.
+    #[error("cannot reach registry {registry} (for {reference}): {detail}; check the registry name, the network and the proxy settings")]
+    RegistryUnreachable {
+        /// The registry host.
+        registry: String,
+        /// The image reference.
+        reference: String,
+        /// The innermost cause, e.g. "failed to lookup address information: Name or service not known".
+        detail: String,
+    },
     /// A registry request failed for another reason (after retries, when it was transient).
     #[error("{action} {reference} from registry {registry} failed: {source}")]
     Registry {

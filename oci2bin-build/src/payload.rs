@@ -125,7 +125,7 @@ pub fn plan(
     let metadata = Metadata {
         oci2bin_version: env!("CARGO_PKG_VERSION").into(),
         reference: reference.to_string(),
-        source: image.source_desc.clone(),
+        source: image.recorded_source.clone(),
         platform: image.platform.to_string(),
         compression: spec.to_string(),
         source_index_digest: image.index_digest.as_ref().map(|d| d.to_string()),

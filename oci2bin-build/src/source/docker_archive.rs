@@ -126,6 +126,7 @@ pub fn resolve(
     };
     Ok(ResolvedImage {
         source_desc: source_desc.into(),
+        recorded_source: String::new(),
         reference,
         platform: found_platform,
         index_digest: None,

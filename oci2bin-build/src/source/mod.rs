@@ -112,7 +112,40 @@ impl ImageSource {
                 });
             }
         }
+        check_not_local(input)?;
         Ok(ImageSource::Registry(Reference::parse(input)?))
+    }
+
+    /// The source as an output binary records it (`inspect` shows it; `update` would read it):
+    /// registry references and daemon names as given; for an OCI layout or an archive, the
+    /// transport and the file name alone (`oci:busybox:latest`), so a build machine's
+    /// directories do not leak into a file people share and the same image builds to the
+    /// same bytes from any directory.
+    ///
+    /// ```
+    /// use oci2bin_build::ImageSource;
+    /// let s = ImageSource::parse("oci:/home/me/images/busybox:latest").unwrap();
+    /// assert_eq!(s.recorded(), "oci:busybox:latest");
+    /// ```
+    pub fn recorded(&self) -> String {
+        let name = |p: &Path| -> PathBuf {
+            p.file_name()
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("."))
+        };
+        match self {
+            ImageSource::OciLayout { dir, tag } => ImageSource::OciLayout {
+                dir: name(dir),
+                tag: tag.clone(),
+            }
+            .to_string(),
+            ImageSource::DockerArchive { file, reference } => ImageSource::DockerArchive {
+                file: name(file),
+                reference: reference.clone(),
+            }
+            .to_string(),
+            other => other.to_string(),
+        }
     }
 
     /// Resolves the source to the image for `platform`. Registry and daemon sources use the
@@ -155,7 +188,7 @@ impl ImageSource {
     ) -> Result<ResolvedImage> {
         let desc = self.to_string();
         let cache = || cache.expect("registry and daemon sources are given a cache");
-        match self {
+        let mut image = match self {
             ImageSource::OciLayout { dir, tag } => {
                 oci_layout::resolve(dir, tag.as_deref(), platform, &desc)
             }
@@ -169,7 +202,73 @@ impl ImageSource {
                 let archive = daemon_save::export(*tool, name, cache())?;
                 docker_archive::resolve(&archive, None, platform, &desc)
             }
+        }?;
+        image.recorded_source = self.recorded();
+        Ok(image)
+    }
+}
+
+/// The transports [`ImageSource::parse`] knows, for messages.
+const TRANSPORTS: &str = "oci:DIR[:TAG], docker-archive:FILE[:NAME:TAG], docker-daemon:NAME, podman:NAME, docker://REFERENCE, or a plain registry reference such as nginx or host:5000/repo:tag";
+
+/// Whether `dir` holds an OCI image layout.
+fn is_layout(dir: &Path) -> bool {
+    dir.join("oci-layout").is_file() || dir.join("index.json").is_file()
+}
+
+/// Refuses what is not a registry reference but would be taken for one: a misspelt
+/// transport (`oic:/images/busybox`) and a local path without its transport. Registry
+/// lookups of such names fail only after a network round trip, with an unrelated message.
+fn check_not_local(input: &str) -> Result<()> {
+    let bad = |reason: String| {
+        Err(BuildError::BadSource {
+            input: input.into(),
+            reason,
+        })
+    };
+    if let Some((scheme, rest)) = input.split_once(':') {
+        let scheme_like = !scheme.is_empty()
+            && scheme.starts_with(|c: char| c.is_ascii_lowercase())
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '+');
+        // `host:5000/repo` has a port before its first slash; `name:tag` has no slash.
+        let port_first = rest
+            .split('/')
+            .next()
+            .is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+        let path_like = rest.starts_with(['/', '.', '~']) || (rest.contains('/') && !port_first);
+        if scheme_like && scheme != "docker" && path_like {
+            return bad(format!(
+                "unknown transport `{scheme}:`; the known sources are {TRANSPORTS}"
+            ));
         }
+    }
+    let path = Path::new(input);
+    let path_syntax = input.starts_with(['/', '~'])
+        || input.starts_with("./")
+        || input.starts_with("../")
+        || input == "."
+        || input == "..";
+    let meta = std::fs::metadata(path).ok();
+    let suggestion = match &meta {
+        Some(m) if m.is_dir() && (path_syntax || is_layout(path)) => Some(format!(
+            "it is a local directory: did you mean `oci:{input}` (an OCI image layout)?"
+        )),
+        Some(m) if m.is_file() => Some(format!(
+            "it is a local file: did you mean `docker-archive:{input}` (a docker or podman save archive)?"
+        )),
+        _ if path_syntax => Some(format!(
+            "it looks like a path, and {input} does not exist; local images are named oci:DIR or docker-archive:FILE"
+        )),
+        _ => None,
+    };
+    match suggestion {
+        Some(s) if path_syntax => bad(s),
+        Some(s) => bad(format!(
+            "{s} To pull the registry image of that name, write docker://{input}"
+        )),
+        None => Ok(()),
     }
 }
 
@@ -265,6 +364,8 @@ pub struct SourceLayer {
 pub struct ResolvedImage {
     /// The source as the user named it.
     pub source_desc: String,
+    /// The source as the output records it (see [`ImageSource::recorded`]).
+    pub recorded_source: String,
     /// The image's name, used for `RepoTags` and the output file name.
     pub reference: Reference,
     /// The platform of the selected image (from its config).

@@ -141,6 +141,7 @@ pub fn resolve(
     inputs.push(blob_path(dir, &config_digest));
     Ok(ResolvedImage {
         source_desc: source_desc.into(),
+        recorded_source: String::new(),
         reference: name_for(dir, tag.or(selected.ref_name.as_deref()), full_name)?,
         platform: found_platform,
         index_digest: selected.index_digest,

@@ -80,6 +80,24 @@ pub fn is_transient(e: &OciDistributionError) -> bool {
     }
 }
 
+/// Whether an error means the registry cannot be reached (no such host, nothing listening,
+/// TLS refused) rather than a request that failed on the way.
+fn is_unreachable(e: &OciDistributionError) -> bool {
+    match e {
+        OciDistributionError::RequestError(r) => r.is_connect(),
+        _ => false,
+    }
+}
+
+/// The innermost cause of `e`, which names the actual problem ("Name or service not known").
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
+
 /// Whether an error is the registry refusing access.
 fn is_refusal(e: &OciDistributionError) -> bool {
     match e {
@@ -150,7 +168,9 @@ impl Connection {
             protocol,
             // Index selection is ours (for the cargo target, not this host).
             platform_resolver: None,
-            connect_timeout: Some(Duration::from_secs(30)),
+            // Name lookup and TCP connect: a registry that does not answer in 5 s is reported
+            // as unreachable rather than waited for.
+            connect_timeout: Some(Duration::from_secs(5)),
             // A stalled transfer becomes an error, which is retried and resumed.
             read_timeout: Some(Duration::from_secs(60)),
             user_agent: concat!("oci2bin/", env!("CARGO_PKG_VERSION")),
@@ -211,11 +231,21 @@ impl Connection {
         if self.logged_in {
             return Ok(());
         }
-        let r = self.block_on(self.retrying("authenticating for", || {
+        // The first request: a registry that cannot be reached at all is reported at once.
+        let r = self.block_on(
             self.client
-                .auth(&self.repo, &self.auth, RegistryOperation::Pull)
-        }));
-        r?;
+                .auth(&self.repo, &self.auth, RegistryOperation::Pull),
+        );
+        match r {
+            Err(e) if is_unreachable(&e) => return Err(self.unreachable(&e)),
+            Err(_) => {
+                self.block_on(self.retrying("authenticating for", || {
+                    self.client
+                        .auth(&self.repo, &self.auth, RegistryOperation::Pull)
+                }))?;
+            }
+            Ok(_) => {}
+        }
         self.logged_in = true;
         Ok(())
     }
@@ -288,6 +318,15 @@ impl Connection {
             registry: self.registry.clone(),
             reference: self.reference.clone(),
             source: Box::new(e),
+        }
+    }
+
+    /// The error for a registry that cannot be reached.
+    fn unreachable(&self, e: &OciDistributionError) -> BuildError {
+        BuildError::RegistryUnreachable {
+            registry: self.registry.clone(),
+            reference: self.reference.clone(),
+            detail: root_cause(e),
         }
     }
 

@@ -211,6 +211,7 @@ pub fn resolve(
     }
     Ok(ResolvedImage {
         source_desc: source_desc.into(),
+        recorded_source: String::new(),
         reference: name,
         platform: found_platform,
         index_digest,
