@@ -1,6 +1,9 @@
 //! Bundles the exact sources of `oci2bin-rt` and `template/` into the `cargo-oci2bin` binary,
 //! so an installed `cargo oci2bin` can generate and build the runtime with no checkout around
-//! and always at the version it was built with.
+//! and always at the version it was built with; and those of `oci2bin-build`, which
+//! `cargo oci2bin new` vendors into a crate of the user's own. Only the runtime's files count
+//! in the bundle hash that keys compiled runtimes: a change to the build library does not
+//! make every runtime compile again.
 //!
 //! Member manifests inherit from the workspace (`version.workspace = true`,
 //! `dep.workspace = true`); the bundled copies must build on their own, so inheritance is
@@ -125,7 +128,7 @@ fn main() {
 
     // bundle path -> file on disk
     let mut files: BTreeMap<String, PathBuf> = BTreeMap::new();
-    for member in ["oci2bin-rt"] {
+    for member in ["oci2bin-rt", "oci2bin-build"] {
         let dir = root.join(member);
         println!("cargo:rerun-if-changed={}", dir.join("src").display());
         println!(
@@ -160,9 +163,11 @@ fn main() {
     let mut code = String::from("/// Files bundled from the oci2bin workspace: (path, contents).\npub static FILES: &[(&str, &[u8])] = &[\n");
     for (rel, path) in &files {
         let bytes = std::fs::read(path).expect("bundle file");
-        for b in rel.bytes().chain(bytes.iter().copied()) {
-            hash ^= b as u64;
-            hash = hash.wrapping_mul(0x100000001b3);
+        if !rel.starts_with("oci2bin-build/") {
+            for b in rel.bytes().chain(bytes.iter().copied()) {
+                hash ^= b as u64;
+                hash = hash.wrapping_mul(0x100000001b3);
+            }
         }
         writeln!(
             code,

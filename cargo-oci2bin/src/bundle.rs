@@ -23,6 +23,14 @@ pub fn file(path: &str) -> Option<&'static [u8]> {
         .map(|(_, b)| *b)
 }
 
+/// The bundled files under `prefix` (`oci2bin-rt/`, `oci2bin-build/`), with their paths.
+pub fn files_under(prefix: &str) -> impl Iterator<Item = (&'static str, &'static [u8])> + '_ {
+    generated::FILES
+        .iter()
+        .filter(move |(p, _)| p.starts_with(prefix))
+        .map(|(p, b)| (*p, *b))
+}
+
 /// Unpacks the bundle under `cache/src`, returning its directory.
 pub fn unpack(cache: &Path) -> Result<PathBuf> {
     let dest = cache.join("src").join(id());
@@ -35,7 +43,10 @@ pub fn unpack(cache: &Path) -> Result<PathBuf> {
         .prefix(".unpack-")
         .tempdir_in(&parent)
         .with_context(|| format!("creating a temporary directory in {}", parent.display()))?;
-    for (rel, bytes) in generated::FILES {
+    for (rel, bytes) in generated::FILES
+        .iter()
+        .filter(|(rel, _)| !rel.starts_with("oci2bin-build/"))
+    {
         let p = tmp.path().join(rel);
         if let Some(d) = p.parent() {
             std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;

@@ -48,6 +48,18 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write a crate of your own that builds an oci2bin executable with plain cargo: its
+    /// build.rs embeds the image, its main.rs runs before the container.
+    New(NewArgs),
+    /// Make an oci2bin executable built another way (a crate from `new`, a --no-polyglot
+    /// build) also a tar archive for docker load / podman load.
+    Polyglot {
+        /// The executable (rewritten in place unless -o is given).
+        file: PathBuf,
+        /// Write the result here instead.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
     /// Show the caches (paths and sizes), or prune them.
     Cache(CacheArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
@@ -58,6 +70,22 @@ pub enum Command {
     /// Print the man page (roff), as kept in doc/cargo-oci2bin.1.
     #[command(hide = true)]
     Man,
+}
+
+/// Options for `new`.
+#[derive(Args, Debug, Clone)]
+pub struct NewArgs {
+    /// Directory of the new crate (missing or empty).
+    pub dir: PathBuf,
+    /// The image to embed, as for --image of a build.
+    #[arg(long, value_name = "SOURCE")]
+    pub image: String,
+    /// Package name [default: from the directory name].
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Layer compression: zstd[:1-22] | xz[:0-9] | gzip[:1-9] | none.
+    #[arg(long, default_value = "zstd:3", value_name = "CODEC[:LEVEL]")]
+    pub compress: String,
 }
 
 /// Options for `cache`.

@@ -15,9 +15,11 @@ mod generate;
 mod inspect;
 mod interrupt;
 mod mapped;
+mod new_cmd;
 mod output;
 mod pack_cmd;
 mod polyglot;
+mod polyglot_cmd;
 mod progress;
 mod pull_cmd;
 mod pull_progress;
@@ -31,6 +33,10 @@ fn main() {
         Some(cli::Command::Build(b)) => build_cmd::run(&b),
         Some(cli::Command::Pull(p)) => pull_cmd::run(&p),
         Some(cli::Command::Inspect { file, json }) => inspect::run(&file, json),
+        Some(cli::Command::New(n)) => new_cmd::run(&n),
+        Some(cli::Command::Polyglot { file, output }) => {
+            polyglot_cmd::run(&file, output.as_deref())
+        }
         Some(cli::Command::Cache(c)) => cache_cmd::run(&c),
         Some(cli::Command::Completions { shell }) => {
             clap_complete::generate(
