@@ -61,13 +61,15 @@ pub fn generate(cache: &Path, sources: &Path, codec: Compression) -> Result<Path
     write_if_changed(&dir.join("Cargo.toml"), manifest.as_bytes())?;
     std::fs::create_dir_all(dir.join(".cargo"))
         .with_context(|| format!("creating {}", dir.display()))?;
-    for (from, to) in [
-        ("template/src/main.rs", "src/main.rs"),
-        ("template/.cargo/config.toml", ".cargo/config.toml"),
-    ] {
-        let bytes = crate::bundle::file(from).with_context(|| format!("bundle lacks {from}"))?;
-        write_if_changed(&dir.join(to), bytes)?;
-    }
+    let main = "template/src/main.rs";
+    let bytes = crate::bundle::file(main).with_context(|| format!("bundle lacks {main}"))?;
+    write_if_changed(&dir.join("src/main.rs"), bytes)?;
+    let config = "template/.cargo/config.toml";
+    let config = std::str::from_utf8(
+        crate::bundle::file(config).with_context(|| format!("bundle lacks {config}"))?,
+    )?
+    .replace("@REMAP@", &remap_flags(sources, &dir));
+    write_if_changed(&dir.join(".cargo/config.toml"), config.as_bytes())?;
     // Start from the workspace's lock file so the runtime builds with the exact versions it
     // was tested with; cargo keeps it up to date from there.
     let lock = dir.join("Cargo.lock");
@@ -77,6 +79,43 @@ pub fn generate(cache: &Path, sources: &Path, codec: Compression) -> Result<Path
         }
     }
     Ok(dir.join("Cargo.toml"))
+}
+
+/// The `--remap-path-prefix` flags (as TOML strings) that cut the build machine's
+/// directories from file names compiled into the runtime: the bundled sources, the crate
+/// itself, and cargo's registry sources (`$CARGO_HOME/registry/src/<index>/`).
+fn remap_flags(sources: &Path, crate_dir: &Path) -> String {
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cargo")));
+    let mut prefixes = vec![sources.to_path_buf(), crate_dir.to_path_buf()];
+    if let Some(home) = cargo_home {
+        let registry = home.join("registry").join("src");
+        // One directory per index (`index.crates.io-<hash>`): remap each to nothing.
+        let indexes = std::fs::read_dir(&registry).into_iter().flatten().flatten();
+        prefixes.extend(indexes.map(|e| e.path()));
+        prefixes.push(registry);
+    }
+    prefixes
+        .iter()
+        .map(|p| toml_string(&format!("--remap-path-prefix={}/=", p.display())))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A TOML basic string.
+fn toml_string(text: &str) -> String {
+    let mut out = String::from("\"");
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<()> {

@@ -47,6 +47,8 @@ pub mod ns;
 pub mod process;
 #[cfg(feature = "runtime")]
 pub mod run;
+#[cfg(feature = "runtime")]
+pub mod volume;
 
 /// Name of the linker symbol at the first byte of the embedded payload.
 ///

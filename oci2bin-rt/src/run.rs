@@ -18,7 +18,11 @@ use crate::ns::{run_container, ContainerError, ContainerSpec, LinuxSyscall};
 use crate::oci::spec::Config;
 use crate::payload::{Payload, PayloadError};
 use crate::process::exit::RUNTIME_ERROR;
+use crate::process::rlimit::{self, Rlimit, RlimitError};
+use crate::process::signals::{parse_signal, StopPolicy};
 use crate::process::{ProcessError, ProcessSpec};
+use crate::volume::host::{prepare_mounts, ContainerMount, HostMountError};
+use crate::volume::spec::{parse_all, MountSpecError};
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::Path;
@@ -45,6 +49,15 @@ pub enum RunError {
     /// A security option cannot be honoured.
     #[error(transparent)]
     Policy(#[from] PolicyError),
+    /// A `-v`, `--mount` or `--tmpfs` value is wrong.
+    #[error(transparent)]
+    MountSpec(#[from] MountSpecError),
+    /// A volume's host path or directory cannot be used.
+    #[error(transparent)]
+    HostMount(#[from] HostMountError),
+    /// A `--ulimit` is wrong or cannot be granted.
+    #[error(transparent)]
+    Rlimit(#[from] RlimitError),
 }
 
 /// The executable's name for messages: the file name of `argv[0]`.
@@ -122,24 +135,90 @@ fn run_payload(
     let reporter = Reporter::new(program, cli.debug);
     let confinement = Confinement::resolve(&cli.security())?;
     let seccomp = confinement.seccomp_filters()?.map(Arc::new);
-    // One cache root for the image and the run's directory, looked up once.
+    let requests = parse_all(&cli.volume, &cli.mount, &cli.tmpfs)?;
+    let config = payload.config.config().as_ref();
+    let options = RunOptions {
+        mounts: Vec::new(),
+        rlimits: rlimit::parse_all(&cli.ulimit)?,
+        stop: stop_policy(&cli, config)?,
+    };
+    // One cache root for the image, the run's directory and the volumes, looked up once.
     let root = cache_root()?;
-    let options = CacheOptions {
+    let cache = CacheOptions {
         debug: cli.debug,
         payload_is_mapped_file: mapped_file,
         dir: Some(root.clone()),
     };
-    let rootfs = ensure_rootfs(&payload, &options)?;
-    let run = RunDir::create(&root)?;
+    let rootfs = ensure_rootfs(&payload, &cache)?;
+    let options = RunOptions {
+        mounts: prepare_mounts(&requests, &root)?,
+        ..options
+    };
+    let run = match (&cli.name, cli.rm) {
+        (Some(name), false) => {
+            let run = RunDir::open_named(&root, name, &payload.config_digest.to_string())?;
+            reporter.debug(format_args!(
+                "container {name}: kept in {} (its changes stay for the next run with --name {name}; --rm discards them)",
+                run.path.display()
+            ));
+            run
+        }
+        (Some(name), true) if root.join("containers").join(name).exists() => {
+            return Err(RunError::Usage(format!(
+                "error: a kept container named {name} exists (from a run without --rm); run \
+                 without --rm to continue it, or choose another --name\n"
+            )))
+        }
+        _ => RunDir::create(&root)?,
+    };
     let identity = rootfs.identity()?;
     run_image(
-        payload.config.config().as_ref(),
+        config,
         &cli,
         (&rootfs.path, Some(identity)),
         (confinement, seccomp),
-        run,
+        (run, options),
         reporter,
     )
+}
+
+/// What a run needs besides the image and the confinement: the user's mounts, resource
+/// limits and stop policy, all checked on the host before anything starts.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Volumes, bind mounts and tmpfs mounts, prepared on the host.
+    pub mounts: Vec<ContainerMount>,
+    /// `--ulimit`.
+    pub rlimits: Vec<Rlimit>,
+    /// `--stop-signal` (else the image's `StopSignal`) and `--stop-timeout`.
+    pub stop: StopPolicy,
+}
+
+/// The stop signal and timeout: the options, else the image's `StopSignal`, else docker's
+/// SIGTERM and 10 seconds.
+fn stop_policy(cli: &Cli, config: Option<&Config>) -> Result<StopPolicy, RunError> {
+    let usage = |text: String| RunError::Usage(format!("error: {text}\n"));
+    let mut policy = StopPolicy::default();
+    let image_signal = config.and_then(|c| c.stop_signal().clone());
+    if let Some(text) = cli.stop_signal.as_deref().or(image_signal.as_deref()) {
+        policy.signal = parse_signal(text).ok_or_else(|| {
+            usage(format!(
+                "invalid stop signal {text:?}: use a name such as SIGTERM, SIGQUIT or SIGINT, or its number"
+            ))
+        })?;
+    }
+    if let Some(text) = &cli.stop_timeout {
+        policy.timeout = match text.parse::<i64>() {
+            Ok(-1) => None,
+            Ok(secs) if secs >= 0 => Some(std::time::Duration::from_secs(secs as u64)),
+            _ => {
+                return Err(usage(format!(
+                    "invalid --stop-timeout {text:?}: give whole seconds, or -1 to never kill"
+                )))
+            }
+        };
+    }
+    Ok(policy)
 }
 
 /// Whether the container gets a terminal: `-t` (which needs one on stdin, as docker's
@@ -165,8 +244,8 @@ fn wants_tty(cli: &Cli) -> Result<bool, RunError> {
 /// Runs an image whose root is already unpacked at `rootfs` (with the (device, inode) the
 /// container must find there, if known), with the image `config`, the
 /// parsed options `cli` and the resolved `confinement` with its compiled seccomp filters,
-/// in the run directory `run` (removed
-/// afterwards); returns the container's exit code.
+/// in the run directory `run` (removed afterwards unless it is a kept container's), with
+/// the prepared `options`; returns the container's exit code.
 ///
 /// Separate from [`run`] so that the container can be driven with any root directory.
 pub fn run_image(
@@ -174,10 +253,10 @@ pub fn run_image(
     cli: &Cli,
     (rootfs, identity): (&Path, Option<(u64, u64)>),
     (confinement, seccomp): (Confinement, Option<Arc<Filters>>),
-    run: RunDir,
+    (run, options): (RunDir, RunOptions),
     reporter: Reporter,
 ) -> Result<i32, RunError> {
-    let hostname = random_id();
+    let hostname = cli.hostname.clone().unwrap_or_else(random_id);
     let host_env = |key: &std::ffi::OsStr| std::env::var_os(key);
     let process = ProcessSpec::resolve(config, &cli.overrides(), rootfs, &hostname, &host_env)?;
     let mapping = detect_mapping(process.uid, process.gid);
@@ -222,6 +301,9 @@ pub fn run_image(
         cleanup: Some(run.cleanup()),
         tty,
         seccomp,
+        mounts: options.mounts,
+        rlimits: options.rlimits,
+        stop: options.stop,
     };
     let result = run_container(&spec, &LinuxSyscall);
     for failure in run.finish() {

@@ -46,6 +46,21 @@ pub enum CacheError {
     /// No cache location can be determined.
     #[error("no cache directory: set OCI2BIN_CACHE_DIR (or XDG_CACHE_HOME or HOME)")]
     NoLocation,
+    /// `--name NAME` of a kept container that another run is using.
+    #[error("the container {0} is running (another run holds it); stop that one first, or choose another --name")]
+    ContainerInUse(String),
+    /// `--name NAME` of a kept container made from another image.
+    #[error("the container {name} was made from the image {had}, not this binary's {want}; choose another --name (its data is in {})", path.display())]
+    ContainerImage {
+        /// The container's name.
+        name: String,
+        /// The image (config digest) it was made from.
+        had: String,
+        /// This binary's image.
+        want: String,
+        /// Its directory, where the kept data is.
+        path: std::path::PathBuf,
+    },
     /// A file system operation failed.
     #[error("{action} {}: {source}{}", path.display(), hint(source))]
     Io {

@@ -8,6 +8,12 @@
 //! free. The container's init empties its own directories when the workload has ended, and
 //! those of killed runs it was handed, because only inside the user namespace can files owned
 //! by subordinate ids be removed; the runtime then removes the emptied directories and locks.
+//!
+//! A named container that is kept (`--name NAME` without `--rm`, like a container that
+//! `docker start` runs again) has the same layout at `<cache>/containers/NAME`, locked by
+//! `containers/NAME.lock` while it runs, and is never emptied: its `upper` is the writable
+//! layer of the next run with that name. `containers/NAME/image` records the image it was
+//! made from, because an upper layer only makes sense over the same lower one.
 
 use crate::cache::trust::{caller_uid, open_dir_at, open_lock_at, open_root};
 use crate::cache::CacheError;
@@ -30,6 +36,8 @@ pub struct RunCleanup {
     pub runs_fd: RawFd,
     /// Directories in `runs/` of killed runs, whose locks the runtime holds.
     pub stale: Vec<String>,
+    /// A kept container: its upper and work directories stay.
+    pub keep: bool,
 }
 
 impl RunCleanup {
@@ -45,7 +53,7 @@ impl RunCleanup {
                 BorrowedFd::borrow_raw(self.runs_fd),
             )
         };
-        for name in ["upper", "work"] {
+        for name in ["upper", "work"].iter().filter(|_| !self.keep) {
             if let Err(e) = remove_all_at(dir, name.as_ref()) {
                 failed.push(format!("{name}: {e}"));
             }
@@ -69,6 +77,7 @@ pub struct RunDir {
     dir: OwnedFd,
     _lock: Flock<File>,
     stale: Vec<(String, Flock<File>)>,
+    keep: bool,
 }
 
 impl RunDir {
@@ -125,6 +134,71 @@ impl RunDir {
             dir,
             _lock: lock,
             stale,
+            keep: false,
+        })
+    }
+
+    /// Opens (creating it on first use) the kept container `name` under the cache root
+    /// `root`, made from the image `image` (its config digest), and locks it; fails if
+    /// another run holds it or it was made from another image. Killed runs in `runs/` are
+    /// found as by [`RunDir::create`].
+    pub fn open_named(root: &Path, name: &str, image: &str) -> Result<RunDir, CacheError> {
+        let uid = caller_uid();
+        let root_fd = open_root(root, uid)?;
+        let runs_path = root.join("runs");
+        let runs = open_dir_at(root_fd.as_fd(), root, "runs".as_ref(), true, uid)?
+            .expect("created when missing");
+        let containers_path = root.join("containers");
+        let containers = open_dir_at(root_fd.as_fd(), root, "containers".as_ref(), true, uid)?
+            .expect("created when missing");
+        let path = containers_path.join(name);
+        let io = |action: &'static str, path: &Path| {
+            let path = path.to_path_buf();
+            move |e: nix::errno::Errno| CacheError::Io {
+                action,
+                path,
+                source: e.into(),
+            }
+        };
+        let lock_name = format!("{name}.lock");
+        let lock_fd = open_lock_at(
+            containers.as_fd(),
+            &containers_path,
+            lock_name.as_ref(),
+            uid,
+            false,
+        )?;
+        let lock = match Flock::lock(File::from(lock_fd), FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => lock,
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
+                return Err(CacheError::ContainerInUse(name.to_string()))
+            }
+            Err((_, e)) => return Err(io("locking", &containers_path.join(&lock_name))(e)),
+        };
+        let dir = open_dir_at(
+            containers.as_fd(),
+            &containers_path,
+            name.as_ref(),
+            true,
+            uid,
+        )?
+        .expect("created when missing");
+        for sub in ["upper", "work", "root"] {
+            match mkdirat(dir.as_fd(), sub, Mode::from_bits_truncate(0o755)) {
+                Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+                Err(e) => return Err(io("creating", &path.join(sub))(e)),
+            }
+        }
+        check_image(dir.as_fd(), &path, name, image)?;
+        let stale = find_stale(runs.as_fd(), &runs_path, "", uid);
+        Ok(RunDir {
+            path,
+            name: name.to_string(),
+            runs,
+            dir,
+            _lock: lock,
+            stale,
+            keep: true,
         })
     }
 
@@ -134,6 +208,7 @@ impl RunDir {
             dir_fd: self.dir.as_raw_fd(),
             runs_fd: self.runs.as_raw_fd(),
             stale: self.stale.iter().map(|(n, _)| n.clone()).collect(),
+            keep: self.keep,
         }
     }
 
@@ -148,8 +223,14 @@ impl RunDir {
     pub fn finish(self) -> Vec<String> {
         let mut failed = Vec::new();
         let runs = self.runs.as_fd();
-        match remove_all_at(runs, self.name.as_ref()) {
-            Ok(()) => {
+        // A kept container's directory and lock stay; only killed runs are removed.
+        let own = match self.keep {
+            true => Ok(None),
+            false => remove_all_at(runs, self.name.as_ref()).map(Some),
+        };
+        match own {
+            Ok(None) => {}
+            Ok(Some(())) => {
                 let _ = unlinkat(
                     runs,
                     format!("{}.lock", self.name).as_str(),
@@ -170,6 +251,55 @@ impl RunDir {
             }
         }
         failed
+    }
+}
+
+/// Checks that the kept container in `dir` (at `path`) was made from `image`, recording it
+/// on first use.
+fn check_image(
+    dir: BorrowedFd<'_>,
+    path: &Path,
+    name: &str,
+    image: &str,
+) -> Result<(), CacheError> {
+    use nix::fcntl::OFlag;
+    use std::io::{Read, Write};
+    let file = path.join("image");
+    let io = |action: &'static str| {
+        let file = file.clone();
+        move |e: nix::errno::Errno| CacheError::Io {
+            action,
+            path: file,
+            source: e.into(),
+        }
+    };
+    let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    match nix::fcntl::openat(dir, "image", flags, Mode::empty()) {
+        Ok(fd) => {
+            let mut had = String::new();
+            File::from(fd)
+                .take(256)
+                .read_to_string(&mut had)
+                .map_err(|e| io("reading")(crate::ns::syscall::io_errno(e)))?;
+            if had.trim() != image {
+                return Err(CacheError::ContainerImage {
+                    name: name.to_string(),
+                    had: had.trim().to_string(),
+                    want: image.to_string(),
+                    path: path.to_path_buf(),
+                });
+            }
+            Ok(())
+        }
+        Err(nix::errno::Errno::ENOENT) => {
+            let create = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | flags;
+            let fd = nix::fcntl::openat(dir, "image", create, Mode::from_bits_truncate(0o600))
+                .map_err(io("creating"))?;
+            File::from(fd)
+                .write_all(format!("{image}\n").as_bytes())
+                .map_err(|e| io("writing")(crate::ns::syscall::io_errno(e)))
+        }
+        Err(e) => Err(io("opening")(e)),
     }
 }
 
@@ -256,6 +386,30 @@ mod tests {
         assert!(!t.path().join("runs").join(format!("{dead}.lock")).exists());
         // The live first run was left alone.
         assert!(first.path.join("upper").is_dir());
+    }
+
+    #[test]
+    fn a_kept_container_keeps_its_layer_is_exclusive_and_tied_to_its_image() {
+        let t = tempfile::tempdir().unwrap();
+        let run = RunDir::open_named(t.path(), "db", "sha256:aa").unwrap();
+        assert_eq!(run.path, t.path().join("containers/db"));
+        std::fs::write(run.path.join("upper/table"), "rows").unwrap();
+        let err = RunDir::open_named(t.path(), "db", "sha256:aa").unwrap_err();
+        assert!(matches!(err, CacheError::ContainerInUse(_)), "{err}");
+        assert!(run.cleanup().clean_inside().is_empty());
+        assert!(run.finish().is_empty());
+        let again = RunDir::open_named(t.path(), "db", "sha256:aa").unwrap();
+        assert_eq!(
+            std::fs::read(again.path.join("upper/table")).unwrap(),
+            b"rows"
+        );
+        drop(again);
+        let err = RunDir::open_named(t.path(), "db", "sha256:bb").unwrap_err();
+        assert!(
+            err.to_string().contains("made from the image sha256:aa"),
+            "{err}"
+        );
+        assert!(t.path().join("containers/db/upper/table").exists());
     }
 
     #[test]

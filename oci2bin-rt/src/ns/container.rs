@@ -22,6 +22,7 @@
 use crate::cache::runs::RunCleanup;
 use crate::confine::policy::Confinement;
 use crate::confine::seccomp::Filters;
+use crate::ns::binds::mount_requested;
 use crate::ns::diagnose::diagnose;
 use crate::ns::error::ContainerError;
 use crate::ns::etc::{host_resolv_conf, write_etc_files};
@@ -35,8 +36,10 @@ use crate::process::exit::{exit_code, RUNTIME_ERROR};
 use crate::process::init::run_init;
 use crate::process::pty::{acknowledge, hand_over, open_container_pty, receive_master};
 use crate::process::relay::{copy_window_size, relay_until_exit, RawMode};
-use crate::process::signals::{block_supervised, supervise, Reaping};
+use crate::process::rlimit::Rlimit;
+use crate::process::signals::{block_supervised, supervise, Reaping, StopPolicy};
 use crate::process::spec::ProcessSpec;
+use crate::volume::host::ContainerMount;
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::mount::MsFlags;
@@ -85,6 +88,12 @@ pub struct ContainerSpec {
     /// The compiled seccomp filters (`None`: unconfined), built on the host so a bad
     /// profile is reported before anything starts.
     pub seccomp: Option<Arc<Filters>>,
+    /// The user's volumes, bind mounts and tmpfs mounts, prepared on the host.
+    pub mounts: Vec<ContainerMount>,
+    /// Resource limits the workload starts with (`--ulimit`).
+    pub rlimits: Vec<Rlimit>,
+    /// How `SIGTERM` to the runtime stops the container.
+    pub stop: StopPolicy,
 }
 
 /// Runs the container and returns its exit code (the workload's code, 128 + N if it was
@@ -102,7 +111,7 @@ pub fn run_container(spec: &ContainerSpec, sys: &dyn Syscall) -> Result<i32, Con
         spec.run_dir.display()
     ));
     spec.reporter.debug(spec.confinement.describe());
-    block_supervised().map_err(|errno| ContainerError::Process {
+    block_supervised(spec.stop.signal).map_err(|errno| ContainerError::Process {
         step: "block the forwarded signals",
         errno,
     })?;
@@ -187,11 +196,11 @@ fn supervise_from_host(
             let raw = RawMode::enable();
             copy_window_size(master.as_fd());
             let _ = acknowledge(sock.as_fd());
-            let status = relay_until_exit(child, master);
+            let status = relay_until_exit(child, master, spec.stop.signal);
             drop(raw);
             status
         }
-        _ => supervise(child, Reaping::ChildOnly),
+        _ => supervise(child, Reaping::ChildOnly, spec.stop.signal, Some(spec.stop)),
     }
     .map_err(|errno| ContainerError::Process {
         step: "wait for the container's init",
@@ -270,13 +279,17 @@ fn init_container(
         }
         None => None,
     };
+    crate::process::rlimit::apply(&spec.rlimits).map_err(|errno| ContainerError::Process {
+        step: "set the resource limits (--ulimit)",
+        errno,
+    })?;
     let code = run_init(
         sys,
         &spec.process,
         applied,
-        &spec.confinement,
-        spec.seccomp.as_deref(),
+        (&spec.confinement, spec.seccomp.as_deref()),
         slave,
+        spec.stop.signal,
         &spec.reporter,
     );
     end_container(spec);
@@ -322,6 +335,8 @@ pub fn setup_container(
         &spec.reporter,
     )?;
     write_etc_files(sys, &root, &spec.hostname, resolv_conf)?;
+    // After everything the runtime writes, so none of it can land in a volume.
+    mount_requested(sys, &root, &spec.mounts, &spec.reporter)?;
     sys.resolve_dir_in_root(&root, &spec.process.cwd, true)
         .map_err(|errno| ContainerError::Workdir {
             path: spec.process.cwd.clone(),
@@ -384,6 +399,9 @@ mod tests {
             cleanup: None,
             tty: false,
             seccomp: None,
+            mounts: vec![],
+            rlimits: vec![],
+            stop: StopPolicy::default(),
         }
     }
 

@@ -67,6 +67,14 @@ pub enum ContainerError {
         /// The kernel's answer.
         errno: Errno,
     },
+    /// A volume's mount point is somewhere no volume may go.
+    #[error("cannot mount a volume on {}: {reason}", path.display())]
+    MountTarget {
+        /// The target inside the container, as given.
+        path: PathBuf,
+        /// Why not.
+        reason: &'static str,
+    },
     /// The copy fallback for overlayfs failed.
     #[error(transparent)]
     Copy(#[from] CopyError),

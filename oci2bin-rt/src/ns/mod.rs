@@ -4,6 +4,7 @@
 //! modules, each going through the [`syscall::Syscall`] seam so their order and arguments are
 //! unit-tested without privileges.
 
+pub mod binds;
 pub mod container;
 pub mod copy;
 pub mod diagnose;

@@ -61,6 +61,8 @@ pub enum Call {
     Symlink(PathBuf, PathBuf),
     /// `resolve_dir_in_root(root, path, create)`.
     ResolveDir(PathBuf, PathBuf, bool),
+    /// `resolve_file_in_root(root, path)`.
+    ResolveFile(PathBuf, PathBuf),
     /// `write_in_root(root, path, contents)`.
     WriteInRoot(PathBuf, PathBuf, String),
     /// `copy_tree(from, to)`.
@@ -270,6 +272,11 @@ impl Syscall for RecordingSyscall {
 
     fn resolve_dir_in_root(&self, root: &Path, path: &Path, create: bool) -> nix::Result<PathBuf> {
         self.record(Call::ResolveDir(root.into(), path.into(), create))?;
+        Ok(join_in_root(root, path))
+    }
+
+    fn resolve_file_in_root(&self, root: &Path, path: &Path) -> nix::Result<PathBuf> {
+        self.record(Call::ResolveFile(root.into(), path.into()))?;
         Ok(join_in_root(root, path))
     }
 

@@ -76,6 +76,10 @@ pub trait Syscall {
     /// image cannot point outside it), creating missing components when `create` is set,
     /// and returns its real path on the host, ready to be a mount target.
     fn resolve_dir_in_root(&self, root: &Path, path: &Path, create: bool) -> nix::Result<PathBuf>;
+    /// Resolves the file `path` inside `root` as [`Syscall::resolve_dir_in_root`] does a
+    /// directory, creating an empty one (and its parents) if missing; returns its real path
+    /// on the host, ready to be the target of a file bind mount.
+    fn resolve_file_in_root(&self, root: &Path, path: &Path) -> nix::Result<PathBuf>;
     /// Writes the file `path` inside `root` (resolved as if `root` were `/`), creating it
     /// with mode 0644 and its parent directories if needed. A symlink that dangles inside
     /// the image is replaced by a regular file.
@@ -278,6 +282,28 @@ impl Syscall for LinuxSyscall {
         let root_fd = open_dir(root)?;
         let dir = open_dir_in_root(&root_fd, path, create)?;
         fd_path(&dir)
+    }
+
+    fn resolve_file_in_root(&self, root: &Path, path: &Path) -> nix::Result<PathBuf> {
+        let root_fd = open_dir(root)?;
+        let name = path.file_name().ok_or(Errno::EINVAL)?;
+        let parent = open_dir_in_root(&root_fd, path.parent().unwrap_or(Path::new("/")), true)?;
+        let find = || open_in_root(&root_fd, path, OFlag::O_PATH | OFlag::O_CLOEXEC);
+        let fd = match find() {
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                let create = OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW;
+                drop(nix::fcntl::openat(
+                    &parent,
+                    name,
+                    create | OFlag::O_CLOEXEC,
+                    Mode::from_bits_truncate(0o644),
+                )?);
+                find()
+            }
+            other => other,
+        }
+        .map_err(io_errno)?;
+        fd_path(&fd)
     }
 
     fn write_in_root(&self, root: &Path, path: &Path, contents: &[u8]) -> nix::Result<()> {

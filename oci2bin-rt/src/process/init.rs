@@ -29,9 +29,9 @@ pub fn run_init(
     sys: &dyn Syscall,
     spec: &ProcessSpec,
     mapping: AppliedMapping,
-    confinement: &Confinement,
-    seccomp: Option<&Filters>,
+    (confinement, seccomp): (&Confinement, Option<&Filters>),
     tty: Option<OwnedFd>,
+    stop_signal: nix::sys::signal::Signal,
     reporter: &Reporter,
 ) -> Result<i32, ContainerError> {
     // SAFETY: the init is single-threaded: it was cloned from the single-threaded runtime.
@@ -53,11 +53,12 @@ pub fn run_init(
             // Only the workload may hold the terminal: the runtime sees it close (EIO) when
             // the workload and everything it started are gone.
             drop(tty);
-            let status =
-                supervise(child, Reaping::All).map_err(|errno| ContainerError::Process {
+            let status = supervise(child, Reaping::All, stop_signal, None).map_err(|errno| {
+                ContainerError::Process {
                     step: "wait for the workload process",
                     errno,
-                })?;
+                }
+            })?;
             Ok(exit_code(status).unwrap_or(crate::process::exit::RUNTIME_ERROR))
         }
     }

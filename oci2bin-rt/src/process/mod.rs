@@ -10,6 +10,7 @@ pub mod fds;
 pub mod init;
 pub mod pty;
 pub mod relay;
+pub mod rlimit;
 pub mod signals;
 pub mod spec;
 pub mod user;

@@ -83,9 +83,15 @@ fn pump_output(master: BorrowedFd<'_>, buf: &mut [u8]) -> bool {
 
 /// Relays between the caller's terminal and `master` while forwarding signals to `child`
 /// (the init), until it ends; returns how it ended. The supervised signals must be blocked.
-pub fn relay_until_exit(child: Pid, master: OwnedFd) -> nix::Result<WaitStatus> {
+///
+/// `SIGTERM` becomes the container's stop signal `stop_signal`, as without a terminal.
+pub fn relay_until_exit(
+    child: Pid,
+    master: OwnedFd,
+    stop_signal: Signal,
+) -> nix::Result<WaitStatus> {
     let signals = SignalFd::with_flags(
-        &supervised_set(),
+        &supervised_set(stop_signal),
         SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK,
     )?;
     nix::fcntl::fcntl(
@@ -141,6 +147,9 @@ pub fn relay_until_exit(child: Pid, master: OwnedFd) -> nix::Result<WaitStatus> 
                 match info.ssi_signo as i32 {
                     libc::SIGCHLD => {}
                     libc::SIGWINCH => copy_window_size(master.as_fd()),
+                    libc::SIGTERM => {
+                        let _ = kill(child, stop_signal);
+                    }
                     signo => {
                         if let Ok(signal) = Signal::try_from(signo) {
                             let _ = kill(child, signal);

@@ -24,12 +24,14 @@ pub const FORWARDED: [Signal; 7] = [
     Signal::SIGWINCH,
 ];
 
-/// The forwarded signals plus `SIGCHLD`: what a supervisor blocks and waits for.
-pub fn supervised_set() -> SigSet {
+/// The forwarded signals plus `SIGCHLD` and the container's stop signal: what a supervisor
+/// blocks and waits for.
+pub fn supervised_set(stop: Signal) -> SigSet {
     let mut set = SigSet::empty();
     for signal in FORWARDED {
         set.add(signal);
     }
+    set.add(stop);
     set.add(Signal::SIGCHLD);
     set
 }
@@ -37,8 +39,37 @@ pub fn supervised_set() -> SigSet {
 /// Blocks the supervised signals for the calling process and, through inheritance, for the
 /// children it creates before they reset their mask. Returns nothing to restore: the
 /// workload starts from an empty mask, like a container started by docker.
-pub fn block_supervised() -> nix::Result<()> {
-    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&supervised_set()), None)
+pub fn block_supervised(stop: Signal) -> nix::Result<()> {
+    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&supervised_set(stop)), None)
+}
+
+/// How the container is stopped, as `docker stop` does it: `SIGTERM` to the runtime sends
+/// `signal` to the workload, and SIGKILL follows after `timeout` (`None`: never).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StopPolicy {
+    /// The image's `StopSignal`, `--stop-signal`, or SIGTERM.
+    pub signal: Signal,
+    /// `--stop-timeout`, 10 seconds by default.
+    pub timeout: Option<std::time::Duration>,
+}
+
+impl Default for StopPolicy {
+    fn default() -> Self {
+        StopPolicy {
+            signal: Signal::SIGTERM,
+            timeout: Some(std::time::Duration::from_secs(10)),
+        }
+    }
+}
+
+/// A signal by docker's spellings: `SIGTERM`, `TERM`, `term` or `15`.
+pub fn parse_signal(text: &str) -> Option<Signal> {
+    if let Ok(n) = text.parse::<i32>() {
+        return Signal::try_from(n).ok();
+    }
+    let upper = text.to_ascii_uppercase();
+    let name = upper.strip_prefix("SIG").unwrap_or(&upper);
+    format!("SIG{name}").parse().ok()
 }
 
 /// Resets every signal disposition to the default and unblocks all signals, just before
@@ -67,15 +98,28 @@ pub enum Reaping {
     All,
 }
 
-/// Waits for one supervised signal; returns its number.
-fn wait_signal(set: &SigSet) -> nix::Result<i32> {
+/// Waits for one supervised signal, at most until `deadline`; returns its number, or
+/// `None` at the deadline.
+fn wait_signal(set: &SigSet, deadline: Option<std::time::Instant>) -> nix::Result<Option<i32>> {
     // SAFETY: siginfo_t is plain data; sigwaitinfo fills it.
     let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
     loop {
-        // SAFETY: `set` is a valid sigset and `info` a valid siginfo_t to write.
-        let res = unsafe { libc::sigwaitinfo(set.as_ref(), &mut info) };
+        let res = match deadline {
+            // SAFETY: `set` is a valid sigset and `info` a valid siginfo_t to write.
+            None => unsafe { libc::sigwaitinfo(set.as_ref(), &mut info) },
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                let ts = libc::timespec {
+                    tv_sec: left.as_secs() as _,
+                    tv_nsec: left.subsec_nanos() as _,
+                };
+                // SAFETY: as above, and `ts` is a valid timespec.
+                unsafe { libc::sigtimedwait(set.as_ref(), &mut info, &ts) }
+            }
+        };
         match Errno::result(res) {
-            Ok(signo) => return Ok(signo),
+            Ok(signo) => return Ok(Some(signo)),
+            Err(Errno::EAGAIN) => return Ok(None),
             Err(Errno::EINTR) => continue,
             Err(e) => return Err(e),
         }
@@ -103,22 +147,45 @@ pub(crate) fn reap(child: Pid, reaping: Reaping) -> nix::Result<Option<WaitStatu
 
 /// Forwards signals to `child` and reaps until it ends; returns how it ended.
 ///
+/// With a `stop` policy (the runtime, outside the namespaces), `SIGTERM` stops the
+/// container as `docker stop` does: the child gets the stop signal, and SIGKILL after the
+/// timeout if it is still there. Without one (the init), every signal is passed on as is;
+/// `stop_signal` is the one the runtime may send besides the forwarded ones.
+///
 /// The supervised signals must be blocked (see [`block_supervised`]) since before `child`
 /// was created, so that none is lost.
-pub fn supervise(child: Pid, reaping: Reaping) -> nix::Result<WaitStatus> {
-    let set = supervised_set();
+pub fn supervise(
+    child: Pid,
+    reaping: Reaping,
+    stop_signal: Signal,
+    stop: Option<StopPolicy>,
+) -> nix::Result<WaitStatus> {
+    let set = supervised_set(stop_signal);
+    let mut deadline = None;
     loop {
         if let Some(status) = reap(child, reaping)? {
             return Ok(status);
         }
-        let signo = wait_signal(&set)?;
+        let Some(signo) = wait_signal(&set, deadline)? else {
+            // The stop timeout passed: as `docker stop`, kill it.
+            let _ = kill(child, Signal::SIGKILL);
+            deadline = None;
+            continue;
+        };
         if signo == libc::SIGCHLD {
             continue;
         }
-        if let Ok(signal) = Signal::try_from(signo) {
-            // The child may have just exited: ESRCH is expected then.
-            let _ = kill(child, signal);
+        let Ok(mut signal) = Signal::try_from(signo) else {
+            continue;
+        };
+        if let (Some(policy), Signal::SIGTERM) = (stop, signal) {
+            signal = policy.signal;
+            if deadline.is_none() {
+                deadline = policy.timeout.map(|t| std::time::Instant::now() + t);
+            }
         }
+        // The child may have just exited: ESRCH is expected then.
+        let _ = kill(child, signal);
     }
 }
 
@@ -127,8 +194,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn signal_names_as_docker() {
+        for text in ["SIGQUIT", "QUIT", "quit", "3"] {
+            assert_eq!(parse_signal(text), Some(Signal::SIGQUIT), "{text}");
+        }
+        assert_eq!(parse_signal("SIGNOPE"), None);
+        assert_eq!(parse_signal("99"), None);
+    }
+
+    #[test]
     fn supervised_set_has_forwarded_and_sigchld() {
-        let set = supervised_set();
+        let set = supervised_set(Signal::SIGPWR);
+        assert!(set.contains(Signal::SIGPWR));
         for signal in FORWARDED {
             assert!(set.contains(signal));
         }
