@@ -134,7 +134,8 @@ fn redis_answers_ping_on_loopback() {
     );
     assert_built(&built, "redis layout");
     // Like the official image: docker-entrypoint.sh hands flags to redis-server, so the port
-    // is given as with `docker run redis --port N` (the container shares the host's network).
+    // is given as with `docker run redis --port N`, after `--` (the runtime's own options end
+    // there; the container shares the host's network).
     let config = read_config(&images.join("redis"), "latest");
     assert_eq!(
         strings(&config["config"]["Entrypoint"]),
@@ -143,7 +144,7 @@ fn redis_answers_ping_on_loopback() {
     );
     let port = free_port();
     let port_arg = port.to_string();
-    let args = ["--port", port_arg.as_str()];
+    let args = ["--", "--port", port_arg.as_str()];
     let mut server = UserCommand::new(&user, &bin)
         .args(args)
         .cache_dir(&dir.user_dir("cache", &user))

@@ -61,7 +61,7 @@ fn pull_build_and_run_busybox_and_redis() {
     build_ok(&redis, &rb, &[]);
     let port = free_port();
     let mut server = UserCommand::new(&user, &rb)
-        .args(["--port", &port.to_string()])
+        .args(["--", "--port", &port.to_string()])
         .cache_dir(&dir.user_dir("cache", &user))
         .current_dir(dir.path())
         .spawn(&dir.join("redis.log"))

@@ -401,12 +401,13 @@ fn entrypoint_option_and_arguments_pass_through() {
         ok(s.run(["--entrypoint", "/bin/sh", "-c", "echo $0-$1", "zero", "one"])),
         "zero-one\n"
     );
-    // An option that is not ours starts the container's arguments, and everything from
-    // there on is passed verbatim, ours or not: `./redis --port 6380` reaches redis.
+    // After `--` everything is passed verbatim, ours or not: `./redis -- --port 6380`
+    // reaches redis.
     assert_eq!(
         ok(s.run([
             "--entrypoint",
             "echo",
+            "--",
             "--port",
             "6380",
             "-e",

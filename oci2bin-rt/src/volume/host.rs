@@ -108,11 +108,13 @@ fn open_volume(cache_root: &Path, name: &str) -> Result<(PathBuf, bool), HostMou
         Err(e) => return Err(io(e)),
     }
     let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-    let data = nix::fcntl::openat(volume.as_fd(), "_data", flags, Mode::empty()).map_err(io)?;
-    // Unreadable (owned by a container user): it has data; never copy into it again.
-    let empty = crate::layer::remove::list_dir(data.as_fd())
-        .map(|names| names.is_empty())
-        .unwrap_or(false);
+    // Unreadable (owned by a container user after a copy-up): it has data; never copy into
+    // it again.
+    let empty = match nix::fcntl::openat(volume.as_fd(), "_data", flags, Mode::empty()) {
+        Ok(data) => crate::layer::remove::list_dir(data.as_fd()).is_ok_and(|n| n.is_empty()),
+        Err(nix::errno::Errno::EACCES) => false,
+        Err(e) => return Err(io(e)),
+    };
     Ok((path, empty))
 }
 
