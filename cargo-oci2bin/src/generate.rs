@@ -91,10 +91,17 @@ fn remap_flags(sources: &Path, crate_dir: &Path) -> String {
     let mut prefixes = vec![sources.to_path_buf(), crate_dir.to_path_buf()];
     if let Some(home) = cargo_home {
         let registry = home.join("registry").join("src");
-        // One directory per index (`index.crates.io-<hash>`): remap each to nothing.
-        let indexes = std::fs::read_dir(&registry).into_iter().flatten().flatten();
-        prefixes.extend(indexes.map(|e| e.path()));
+        // One directory per index (`index.crates.io-<hash>`): remap each to nothing. rustc
+        // applies the last matching flag, so the indexes come after the registry.
+        let mut indexes: Vec<PathBuf> = std::fs::read_dir(&registry)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        indexes.sort();
         prefixes.push(registry);
+        prefixes.extend(indexes);
     }
     prefixes
         .iter()

@@ -282,3 +282,85 @@ fn postgres_user_image_runs_without_subids() {
     // One id mapped.
     postgres_user_image_as(&nosub_user(), "runtime_postgres_user");
 }
+
+/// nginx logs to `/dev/stdout`, which it reopens: with stdout a socket (as under systemd's
+/// journal: ENXIO) or a file the user cannot open (EACCES) the runtime relays it through a
+/// pipe, so nginx still starts, serves 200 and its access log arrives.
+#[test]
+#[ignore = "e2e: needs root and the test images; run with --include-ignored"]
+fn nginx_logs_when_stdout_is_a_socket_or_a_file_of_roots() {
+    use std::io::Read;
+    use std::os::unix::net::UnixStream;
+    use std::process::Stdio;
+    let dir = TestDir::new("runtime_nginx_stdout");
+    let user = test_user();
+    let bin = binary("nginx");
+    let cache = dir.user_dir("cache", &user);
+    for case in ["socket", "root-file"] {
+        let port = free_port();
+        let mut cmd = UserCommand::new(&user, &bin)
+            .args(["-e", &format!("NGINX_PORT={port}")])
+            .cache_dir(&cache)
+            .current_dir(dir.path())
+            .command();
+        let root_file = dir.join("root-owned.log");
+        let mut reader = None;
+        match case {
+            "socket" => {
+                let (ours, theirs) = UnixStream::pair().unwrap();
+                cmd.stdout(Stdio::from(std::os::fd::OwnedFd::from(theirs)));
+                reader = Some(ours);
+            }
+            _ => {
+                // Created by root, mode 0644: the user may write through the descriptor it
+                // was given, but not open the file again.
+                let file = fs::File::create(&root_file).unwrap();
+                cmd.stdout(Stdio::from(file));
+            }
+        }
+        cmd.stderr(Stdio::from(
+            fs::File::create(dir.join(format!("{case}.err"))).unwrap(),
+        ));
+        let mut child = cmd.spawn().unwrap();
+        let proc = wait_for_child_exe(child.id() as i32, &bin, Duration::from_secs(30))
+            .unwrap_or_else(|| panic!("{case}: the binary did not start"));
+        let deadline = Instant::now() + READY_TIMEOUT;
+        let response = loop {
+            if let Ok(r) = http_get(port, "/") {
+                break r;
+            }
+            let err = fs::read_to_string(dir.join(format!("{case}.err"))).unwrap_or_default();
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "{case}: nginx exited: {err}"
+            );
+            assert!(
+                Instant::now() < deadline,
+                "{case}: nginx did not answer: {err}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        assert_eq!(response.status, 200, "{case}");
+        assert!(signal(&proc, libc::SIGTERM));
+        let status = child.wait().unwrap();
+        let log = match reader.take() {
+            Some(mut sock) => {
+                sock.set_read_timeout(Some(Duration::from_secs(10)))
+                    .unwrap();
+                let mut text = String::new();
+                let _ = sock.read_to_string(&mut text);
+                text
+            }
+            None => fs::read_to_string(&root_file).unwrap(),
+        };
+        assert!(
+            log.contains("\"GET / HTTP/1.0\" 200"),
+            "{case}: no access log line in {log:?}"
+        );
+        assert!(status.success(), "{case}: nginx exited with {status}");
+        let meta = fs::metadata(&root_file);
+        if case == "root-file" {
+            assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta.unwrap()), 0);
+        }
+    }
+}

@@ -39,8 +39,7 @@ const UNSUPPORTED_SHORT: &[(char, &str)] = &[
 pub fn unsupported_docker_option(word: &str) -> Option<&'static str> {
     if let Some(rest) = word.strip_prefix("--") {
         let name = rest.split_once('=').map_or(rest, |(n, _)| n);
-        let at = UNSUPPORTED.find(&format!(" {name} "))?;
-        return Some(&UNSUPPORTED[at + 1..at + 1 + name.len()]);
+        return UNSUPPORTED.split(' ').find(|n| !n.is_empty() && *n == name);
     }
     let c = word.strip_prefix('-')?.chars().next()?;
     UNSUPPORTED_SHORT

@@ -525,30 +525,40 @@ fn combined_flags(word: &str) -> Option<Vec<&'static Opt>> {
 
 /// Sets `field` of `cli` from an option (with its value for those that take one).
 fn set(cli: &mut Cli, field: Field, value: Option<OsString>) -> Result<(), UsageError> {
-    let text = |v: Option<OsString>| -> Result<String, UsageError> {
-        let v = v.unwrap_or_default();
-        v.into_string()
-            .map_err(|v| UsageError(format!("invalid UTF-8 in the value {v:?}")))
-    };
+    let raw = value.unwrap_or_default();
     match field {
-        Field::Entrypoint => cli.entrypoint = Some(text(value)?),
-        Field::Env => cli.env.push(value.unwrap_or_default()),
-        Field::EnvFile => cli.env_file.push(PathBuf::from(value.unwrap_or_default())),
-        Field::Workdir => cli.workdir = Some(text(value)?),
-        Field::User => cli.user = Some(text(value)?),
-        Field::Volume => cli.volume.push(text(value)?),
-        Field::Mount => cli.mount.push(text(value)?),
-        Field::Tmpfs => cli.tmpfs.push(text(value)?),
-        Field::Hostname => cli.hostname = Some(check_hostname(text(value)?)?),
-        Field::Name => cli.name = Some(check_name(text(value)?)?),
+        Field::Env => cli.env.push(raw),
+        Field::EnvFile => cli.env_file.push(PathBuf::from(raw)),
+        // One conversion for every option whose value is text (flags have an empty one).
+        _ => set_text(
+            cli,
+            field,
+            raw.into_string()
+                .map_err(|v| UsageError(format!("invalid UTF-8 in the value {v:?}")))?,
+        )?,
+    }
+    Ok(())
+}
+
+/// [`set`] for the options whose value is text.
+fn set_text(cli: &mut Cli, field: Field, text: String) -> Result<(), UsageError> {
+    match field {
+        Field::Entrypoint => cli.entrypoint = Some(text),
+        Field::Workdir => cli.workdir = Some(text),
+        Field::User => cli.user = Some(text),
+        Field::Volume => cli.volume.push(text),
+        Field::Mount => cli.mount.push(text),
+        Field::Tmpfs => cli.tmpfs.push(text),
+        Field::Hostname => cli.hostname = Some(check_hostname(text)?),
+        Field::Name => cli.name = Some(check_name(text)?),
         Field::Rm => cli.rm = true,
-        Field::Ulimit => cli.ulimit.push(text(value)?),
-        Field::StopSignal => cli.stop_signal = Some(text(value)?),
-        Field::StopTimeout => cli.stop_timeout = Some(text(value)?),
+        Field::Ulimit => cli.ulimit.push(text),
+        Field::StopSignal => cli.stop_signal = Some(text),
+        Field::StopTimeout => cli.stop_timeout = Some(text),
         Field::Init => cli.init = true,
-        Field::CapAdd => cli.cap_add.push(text(value)?),
-        Field::CapDrop => cli.cap_drop.push(text(value)?),
-        Field::SecurityOpt => cli.security_opt.push(text(value)?),
+        Field::CapAdd => cli.cap_add.push(text),
+        Field::CapDrop => cli.cap_drop.push(text),
+        Field::SecurityOpt => cli.security_opt.push(text),
         Field::Privileged => cli.privileged = true,
         Field::ReadOnly => cli.read_only = true,
         Field::Tty => cli.tty = true,
@@ -557,6 +567,7 @@ fn set(cli: &mut Cli, field: Field, value: Option<OsString>) -> Result<(), Usage
         Field::Debug => cli.debug = true,
         Field::Version => cli.version = true,
         Field::Help => cli.help = true,
+        Field::Env | Field::EnvFile => {}
     }
     Ok(())
 }

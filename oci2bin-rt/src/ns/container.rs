@@ -34,6 +34,7 @@ use crate::ns::syscall::Syscall;
 use crate::ns::userns::{write_maps, AppliedMapping, IdMapPlan};
 use crate::process::exit::{exit_code, RUNTIME_ERROR};
 use crate::process::init::run_init;
+use crate::process::output_relay::OutputRelays;
 use crate::process::pty::{acknowledge, hand_over, open_container_pty, receive_master};
 use crate::process::relay::{copy_window_size, relay_until_exit, RawMode};
 use crate::process::rlimit::Rlimit;
@@ -111,6 +112,14 @@ pub fn run_container(spec: &ContainerSpec, sys: &dyn Syscall) -> Result<i32, Con
         spec.run_dir.display()
     ));
     spec.reporter.debug(spec.confinement.describe());
+    // Before anything else is open: the relays must hold no descriptor but their own.
+    let relays = OutputRelays::start();
+    if relays.count() > 0 {
+        spec.reporter.debug(format_args!(
+            "stdout/stderr: {} relayed through a pipe (a socket, or a file that is not yours, cannot be reopened inside)",
+            relays.count()
+        ));
+    }
     block_supervised(spec.stop.signal).map_err(|errno| ContainerError::Process {
         step: "block the forwarded signals",
         errno,

@@ -8,6 +8,7 @@ pub mod exec;
 pub mod exit;
 pub mod fds;
 pub mod init;
+pub mod output_relay;
 pub mod pty;
 pub mod relay;
 pub mod rlimit;

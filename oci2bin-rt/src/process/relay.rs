@@ -50,7 +50,7 @@ pub fn copy_window_size(master: BorrowedFd<'_>) {
 }
 
 /// Writes all of `buf` to `fd`, waiting while it would block.
-fn write_all(fd: BorrowedFd<'_>, mut buf: &[u8]) -> nix::Result<()> {
+pub(crate) fn write_all(fd: BorrowedFd<'_>, mut buf: &[u8]) -> nix::Result<()> {
     while !buf.is_empty() {
         match nix::unistd::write(fd, buf) {
             Ok(n) => buf = &buf[n..],
