@@ -187,7 +187,7 @@ pub struct BuildArgs {
     pub no_polyglot: bool,
     /// Image edits.
     #[command(flatten)]
-    pub edits: crate::edit_args::EditArgs,
+    pub edits: Box<crate::edit_args::EditArgs>,
 }
 
 /// How to reach registries (for registry images).

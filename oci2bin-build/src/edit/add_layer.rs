@@ -299,11 +299,14 @@ fn plan(adds: &[AddPath]) -> Result<BTreeMap<Components, Item>, EditError> {
     Ok(items)
 }
 
+/// Mode, uid and gid of a directory.
+type DirMeta = (u32, u64, u64);
+
 /// Mode, uid and gid of the directories in `wanted` as the image's layers leave them.
 fn lower_dirs(
     layers: &[PreparedLayer],
     wanted: &BTreeSet<Vec<u8>>,
-) -> Result<HashMap<Vec<u8>, (u32, u64, u64)>, EditError> {
+) -> Result<HashMap<Vec<u8>, DirMeta>, EditError> {
     let mut found = HashMap::new();
     for (i, layer) in layers.iter().enumerate() {
         for_each_entry(

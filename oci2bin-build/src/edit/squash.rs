@@ -43,7 +43,7 @@ struct Rec {
     pos: Pos,
     kind: Kind,
     /// For a directory that a later layer redeclared: that layer's header.
-    header: Option<tar::Header>,
+    header: Option<Box<tar::Header>>,
 }
 
 /// The merged tree: normalised path -> surviving entry.
@@ -138,7 +138,7 @@ impl Tree {
         };
         match self.map.get_mut(&path) {
             Some(old) if matches!(old.kind, Kind::Dir) && matches!(kind, Kind::Dir) => {
-                old.header = Some(header.clone());
+                old.header = Some(Box::new(header.clone()));
                 return;
             }
             Some(old) if matches!(old.kind, Kind::Dir) => self.remove_children(&path),
@@ -158,7 +158,7 @@ impl Tree {
 /// How the second pass treats an entry.
 enum Action {
     /// Copy it (with this header instead of its own, for a redeclared directory).
-    Write(Option<tar::Header>),
+    Write(Option<Box<tar::Header>>),
     /// A hardlink whose target changed: write the content of the entry at this position.
     Materialize(Pos),
 }
@@ -246,12 +246,15 @@ pub(crate) fn squash_layers(
                             // Its data went to the spool: write the entry from there.
                             Some(f) => {
                                 f.seek(SeekFrom::Start(0)).map_err(copy_err())?;
-                                let mut h = header.clone().unwrap_or_else(|| e.header().clone());
+                                let mut h = header
+                                    .as_deref()
+                                    .cloned()
+                                    .unwrap_or_else(|| e.header().clone());
                                 let path = e.path_bytes().into_owned();
                                 out.append_data(&mut h, super::layer_io::bytes_path(&path), f)
                                     .map_err(copy_err())
                             }
-                            None => copy_entry(out, e, header.as_ref()).map_err(copy_err()),
+                            None => copy_entry(out, e, header.as_deref()).map_err(copy_err()),
                         }
                     }
                     Some(Action::Materialize(root)) => {
