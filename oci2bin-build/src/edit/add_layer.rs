@@ -9,7 +9,9 @@
 //! `/tmp/x` does not take `/tmp`'s sticky bit away.
 
 use super::error::EditError;
-use super::layer_io::{for_each_entry, layer_name, normalize, store_layer, LayerEntry};
+#[cfg(test)]
+use super::layer_io::for_each_entry;
+use super::layer_io::{layer_name, normalize, scan_entries, store_layer, LayerEntry};
 use crate::cache::BuildCache;
 use crate::compress::CompressSpec;
 use crate::pack::rootfs_tar::{Ownership, Walker};
@@ -309,7 +311,7 @@ fn lower_dirs(
 ) -> Result<HashMap<Vec<u8>, DirMeta>, EditError> {
     let mut found = HashMap::new();
     for (i, layer) in layers.iter().enumerate() {
-        for_each_entry(
+        scan_entries(
             layer,
             &layer_name(i, layer),
             |e: &mut LayerEntry<'_, '_>| {

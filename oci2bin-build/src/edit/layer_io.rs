@@ -14,15 +14,12 @@ use crate::compress::CompressSpec;
 use crate::pack::layer_blob::{encode_tar, EncodeError, TarSink};
 use crate::prepare::PreparedLayer;
 use oci2bin_rt::decompress::decoder;
-use oci2bin_rt::oci::{Digest, Sha256Reader};
+use oci2bin_rt::oci::{Digest, Sha256Writer};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::ffi::OsStr;
 use std::io::{self, BufReader, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-
-/// The decoded, hashed stream of a layer.
-pub(crate) type LayerReader = Sha256Reader<Box<dyn Read>>;
 
 /// A tar entry of a layer being read.
 pub(crate) type LayerEntry<'a, 'b> = tar::Entry<'a, &'b mut LayerReader>;
@@ -37,13 +34,35 @@ pub(crate) fn layer_name(index: usize, layer: &PreparedLayer) -> String {
 pub(crate) fn for_each_entry(
     layer: &PreparedLayer,
     what: &str,
+    f: impl FnMut(&mut LayerEntry<'_, '_>) -> Result<(), EditError>,
+) -> Result<(), EditError> {
+    read_entries(layer, what, true, f)
+}
+
+/// Like [`for_each_entry`], without hashing: for a pass that only looks at headers, before
+/// a pass over the same layer that does verify it (so nothing unverified is written).
+pub(crate) fn scan_entries(
+    layer: &PreparedLayer,
+    what: &str,
+    f: impl FnMut(&mut LayerEntry<'_, '_>) -> Result<(), EditError>,
+) -> Result<(), EditError> {
+    read_entries(layer, what, false, f)
+}
+
+fn read_entries(
+    layer: &PreparedLayer,
+    what: &str,
+    verify: bool,
     mut f: impl FnMut(&mut LayerEntry<'_, '_>) -> Result<(), EditError>,
 ) -> Result<(), EditError> {
     let read_err = || EditError::layer("reading", what.to_string());
     let file = std::fs::File::open(&layer.path).map_err(read_err())?;
     let dec =
         decoder(layer.compression(), BufReader::with_capacity(1 << 20, file)).map_err(read_err())?;
-    let mut reader = Sha256Reader::new(dec);
+    let mut reader = LayerReader {
+        inner: dec,
+        hasher: verify.then(Sha256Writer::sink),
+    };
     {
         let mut archive = tar::Archive::new(&mut reader);
         for entry in archive.entries().map_err(read_err())? {
@@ -54,7 +73,12 @@ pub(crate) fn for_each_entry(
             f(&mut entry)?;
         }
     }
-    let (got, _) = reader.finish().map_err(read_err())?;
+    if !verify {
+        return Ok(());
+    }
+    // The rest of the stream (end-of-archive blocks, padding) counts too.
+    io::copy(&mut reader, &mut io::sink()).map_err(read_err())?;
+    let (got, _, _) = reader.hasher.take().expect("verifying").finish();
     if got.to_string() != layer.diff_id {
         return Err(EditError::Corrupt {
             what: what.to_string(),
@@ -63,6 +87,22 @@ pub(crate) fn for_each_entry(
         });
     }
     Ok(())
+}
+
+/// The decoded stream of a layer, hashed when it is being verified.
+pub(crate) struct LayerReader {
+    inner: Box<dyn Read>,
+    hasher: Option<Sha256Writer<io::Sink>>,
+}
+
+impl Read for LayerReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Some(h) = &mut self.hasher {
+            h.update(&buf[..n]);
+        }
+        Ok(n)
+    }
 }
 
 /// An entry's path as an unpacker reads it: without `./` or `/` prefixes and trailing `/`

@@ -13,7 +13,7 @@
 use super::error::EditError;
 use super::layer_io::{
     cached_edit, copy_entry, edit_key, for_each_entry, layer_name, normalize, record_edit,
-    write_layer, LayerEntry,
+    scan_entries, write_layer, LayerEntry,
 };
 use crate::cache::BuildCache;
 use crate::compress::CompressSpec;
@@ -196,7 +196,8 @@ pub(crate) fn squash_layers(
     let mut tree = Tree::default();
     for (i, layer) in layers.iter().enumerate() {
         let mut seq = 0;
-        for_each_entry(layer, &names[i], |e: &mut LayerEntry<'_, '_>| {
+        // Headers only; pass 2 verifies what it writes.
+        scan_entries(layer, &names[i], |e: &mut LayerEntry<'_, '_>| {
             tree.apply((i, seq), e);
             seq += 1;
             Ok(())

@@ -10,7 +10,7 @@
 use super::error::EditError;
 use super::layer_io::{
     cached_edit, copy_entry, edit_key, for_each_entry, layer_name, normalize, record_edit,
-    write_layer, LayerEntry,
+    scan_entries, write_layer, LayerEntry,
 };
 use crate::cache::BuildCache;
 use crate::compress::CompressSpec;
@@ -211,11 +211,11 @@ fn strip_layer(
     codec: CompressSpec,
     cache: &BuildCache,
 ) -> Result<Option<(PreparedLayer, Stripped)>, EditError> {
-    // Pass 1: which entries match, and the hardlinks of the layer.
+    // Pass 1 (headers; pass 2 verifies): which entries match, and the layer's hardlinks.
     let mut any = false;
     let mut links: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
     let none = BTreeSet::new();
-    for_each_entry(layer, what, |e: &mut LayerEntry<'_, '_>| {
+    scan_entries(layer, what, |e: &mut LayerEntry<'_, '_>| {
         let path = normalize(&e.path_bytes());
         if e.header().entry_type().is_hard_link() {
             if let Some(t) = e.link_name_bytes() {
