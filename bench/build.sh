@@ -11,7 +11,11 @@
 #   3. peak RSS of a build of a 1 GiB random layer (default zstd): GNU time's maximum (the
 #      largest single process of the tree) and the sampled sum over the whole process tree;
 #   4. the executable's size minus its payload (inspect's runtime_size) per codec, against
-#      the 1 MiB goal on x86_64.
+#      the 1 MiB goal on x86_64;
+#   5. image edits on postgres, each from an empty build cache (runtime warm) against a plain
+#      postgres build of the same run, as ratios (goal: within 2x): --strip (defaults and
+#      globs), --squash (the test image has one layer: nothing to merge), --add-file with
+#      --squash (two layers really merged), and a rebuild of the strip with its result cached.
 #
 # Usage: bench/build.sh            (as root or any user with the test images readable)
 # Environment:
@@ -23,6 +27,7 @@
 #   BENCH_SIZES         payload sizes in MB for part 2 (default: "100 500")
 #   BENCH_BIG_MB        layer size in MiB for part 3 (default: 1024; 0 skips it)
 #   BENCH_SKIP_COLD=1   skip the cold builds (part 1 then reuses the home from a former run)
+#   BENCH_SKIP_EDITS=1  skip part 5 (it needs the postgres test image)
 # Needs: /usr/bin/time (GNU time), hyperfine, python3, ps.
 set -euo pipefail
 
@@ -212,6 +217,39 @@ done
 build "$HOME_DIR" "$WORK/out/bb-plain" "$src" --no-polyglot
 plain=$(runtime_size "$WORK/out/bb-plain")
 add "runtime size, zstd --no-polyglot (bytes)" "$plain ($(ratio "$plain" 1048576) MiB)"
+
+# --------------------------------------------------------------- 5. image edits on postgres
+if [ "${BENCH_SKIP_EDITS:-0}" != 1 ] && [ -f "$IMAGES/postgres/index.json" ]; then
+    src="oci:$IMAGES/postgres:latest"
+    echo "bench" >"$WORK/added.txt"
+    # edit_build NAME OPTIONS...: a build from an empty build cache, its wall time in $t.
+    edit_build() {
+        local name=$1
+        shift
+        rm -rf "$HOME_DIR/build"
+        log "postgres edits: $name"
+        timed "$WORK/t" "$C" oci2bin -q --cache-dir "$HOME_DIR" --image "$src" \
+            -o "$WORK/out/pg-$name" --force "$@"
+        t=$(secs "$WORK/t")
+    }
+    build "$HOME_DIR" "$WORK/out/pg-warmup" "$src" # the runtime is built by now; page cache warm
+    edit_build plain
+    plain_t=$t
+    add "postgres: plain build, empty build cache (s)" "$plain_t"
+    strip_args=(--strip --strip-path /usr/share/zoneinfo/right --strip-path '/usr/share/bash-completion/**')
+    edit_build strip "${strip_args[@]}"
+    add "postgres: --strip (s; ratio to plain, goal <= 2)" "$t ($(ratio "$t" "$plain_t"))"
+    timed "$WORK/t" "$C" oci2bin -q --cache-dir "$HOME_DIR" --image "$src" -o "$WORK/out/pg-strip2" \
+        --force "${strip_args[@]}"
+    add "postgres: --strip again, result cached (s; ratio to plain)" "$(secs "$WORK/t") ($(ratio "$(secs "$WORK/t")" "$plain_t"))"
+    add "postgres: size plain -> stripped (bytes)" "$(stat -c %s "$WORK/out/pg-plain") -> $(stat -c %s "$WORK/out/pg-strip")"
+    edit_build squash --squash
+    add "postgres: --squash, one layer: no-op (s; ratio to plain)" "$t ($(ratio "$t" "$plain_t"))"
+    edit_build add-squash --add-file "$WORK/added.txt:/etc/bench.txt" --squash
+    add "postgres: --add-file + --squash, 2 layers merged (s; ratio)" "$t ($(ratio "$t" "$plain_t"))"
+    rm -f "$WORK"/out/pg-* "$WORK/added.txt"
+    rm -rf "$HOME_DIR/build"
+fi
 
 echo
 printf '%s\n' "${SUMMARY[@]}"

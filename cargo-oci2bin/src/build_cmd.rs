@@ -193,13 +193,15 @@ pub fn run(args: &BuildArgs) -> Result<()> {
     let platform = args.platform.as_deref().map(Platform::parse).transpose()?;
     crate::target_check::check(&target, platform.as_ref(), args.allow_dynamic)?;
     let compress = CompressSpec::parse(&args.compress)?;
+    let edits = args.edits.to_edits()?;
     let home = home(args.cache_dir.as_deref())?;
     let build_cache = home.join("build");
     let inputs = inputs(&ImageSource::parse(&source_str)?, &home);
 
     let mut builder = Builder::new(&source_str)?
         .compression(compress)
-        .cache_dir(&build_cache);
+        .cache_dir(&build_cache)
+        .edits(edits);
     if let Some(p) = platform {
         builder = builder.platform(p);
     }
@@ -224,6 +226,8 @@ pub fn run(args: &BuildArgs) -> Result<()> {
     let mut bar = None;
     let mut layer_count = 0;
     let mut pulls = PullProgress::new(mode);
+    let mut edit_report = None;
+    let mut edit_spinner = None;
     if let ImageSource::Registry(r) = &source {
         if !args.registry.offline {
             mode.line(&format!("Pulling {r}"));
@@ -267,6 +271,18 @@ pub fn run(args: &BuildArgs) -> Result<()> {
                     layer.codec,
                     layer.size as f64 / 1e6
                 ));
+            }
+            Event::EditStart { .. } => {
+                edit_spinner = Some(mode.spinner("Editing the image"));
+            }
+            Event::Edited { report } => {
+                if let Some(s) = edit_spinner.take() {
+                    s.finish_and_clear();
+                }
+                for line in edit_summary(report) {
+                    mode.line(&line);
+                }
+                edit_report = Some(report.clone());
             }
         })
         .with_context(|| format!("preparing image {image}"))?;
@@ -344,10 +360,42 @@ pub fn run(args: &BuildArgs) -> Result<()> {
                 "size": l.size,
                 "codec": l.codec,
             })).collect::<Vec<_>>(),
+            "edits": edit_report,
         });
         println!("{report}");
     }
     Ok(())
+}
+
+/// The lines a build prints about its edits.
+fn edit_summary(r: &oci2bin_build::EditReport) -> Vec<String> {
+    let mb = |b: u64| b as f64 / 1e6;
+    let mut lines = vec![format!(
+        "Edited the image: {} -> {} layers, {:.1} -> {:.1} MB (was config {})",
+        r.layers_before,
+        r.layers_after,
+        mb(r.layer_bytes_before),
+        mb(r.layer_bytes_after),
+        r.source_config_digest
+    )];
+    if r.stripped_entries > 0 || r.stripped_bytes > 0 {
+        lines.push(format!(
+            "  stripped {} entries, {:.1} MB of files saved ({} bytes)",
+            r.stripped_entries,
+            mb(r.stripped_bytes),
+            r.stripped_bytes
+        ));
+    }
+    if r.added_entries > 0 {
+        lines.push(format!("  added a layer of {} entries", r.added_entries));
+    }
+    if r.squashed {
+        lines.push(format!(
+            "  squashed into one layer ({} hardlinks copied)",
+            r.materialized_links
+        ));
+    }
+    lines
 }
 
 #[cfg(test)]

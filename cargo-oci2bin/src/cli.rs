@@ -185,6 +185,9 @@ pub struct BuildArgs {
     /// Write a plain ELF executable, not the ELF+tar polyglot.
     #[arg(long)]
     pub no_polyglot: bool,
+    /// Image edits.
+    #[command(flatten)]
+    pub edits: Box<crate::edit_args::EditArgs>,
 }
 
 /// How to reach registries (for registry images).

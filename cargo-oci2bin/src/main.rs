@@ -10,6 +10,7 @@ mod bundle;
 mod cache_cmd;
 mod cargo_build;
 mod cli;
+mod edit_args;
 mod elf;
 mod generate;
 mod inspect;

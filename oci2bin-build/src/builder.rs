@@ -2,6 +2,7 @@
 
 use crate::cache::BuildCache;
 use crate::compress::CompressSpec;
+use crate::edit::{EditReport, ImageEdits};
 use crate::error::{BuildError, Result};
 use crate::payload::{plan, PayloadPlan};
 use crate::prepare::{prepare_layer, PreparedLayer};
@@ -38,6 +39,17 @@ pub enum Event<'a> {
         index: usize,
         /// The result.
         layer: &'a PreparedLayer,
+    },
+    /// The edits (see [`Builder::edits`]) are about to run; they read every layer once or
+    /// twice when stripping or squashing.
+    EditStart {
+        /// The edits.
+        edits: &'a ImageEdits,
+    },
+    /// The edits were applied (sent only when there were some).
+    Edited {
+        /// What they did.
+        report: &'a EditReport,
     },
 }
 
@@ -76,6 +88,7 @@ pub struct Builder {
     compress: CompressSpec,
     cache_dir: Option<PathBuf>,
     registry: RegistryOptions,
+    edits: ImageEdits,
 }
 
 impl Builder {
@@ -89,6 +102,7 @@ impl Builder {
             compress: CompressSpec::default(),
             cache_dir: None,
             registry: RegistryOptions::default(),
+            edits: ImageEdits::default(),
         })
     }
 
@@ -131,6 +145,14 @@ impl Builder {
     /// Sets the layer compression (default `zstd:3`).
     pub fn compression(mut self, spec: CompressSpec) -> Self {
         self.compress = spec;
+        self
+    }
+
+    /// Edits the image before it is embedded: config changes, a layer of added files,
+    /// stripping, squashing (see [`crate::edit`]). The edited image gets its own config
+    /// digest and layers, so it never shares the runtime's image cache with the unedited one.
+    pub fn edits(mut self, edits: ImageEdits) -> Self {
+        self.edits = edits;
         self
     }
 
@@ -273,6 +295,13 @@ impl Builder {
             });
             layers.push(prepared);
         }
+        if self.edits.is_empty() {
+            return Ok((image, layers));
+        }
+        on_event(Event::EditStart { edits: &self.edits });
+        let (image, layers, report) =
+            crate::edit::apply(image, layers, &self.edits, self.compress, &cache)?;
+        on_event(Event::Edited { report: &report });
         Ok((image, layers))
     }
 

@@ -30,6 +30,9 @@ pub enum BuildError {
         #[source]
         source: serde_json::Error,
     },
+    /// An image edit (`--env`, `--add-file`, `--strip`, `--squash`, ...) failed.
+    #[error(transparent)]
+    Edit(#[from] crate::edit::EditError),
     /// A digest in the image is malformed (refused before any path is built from it).
     #[error("{what}: {source}")]
     BadDigest {

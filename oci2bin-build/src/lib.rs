@@ -28,6 +28,7 @@
 pub mod builder;
 pub mod cache;
 pub mod compress;
+pub mod edit;
 pub mod embed;
 pub mod error;
 pub mod pack;
@@ -37,5 +38,6 @@ pub mod source;
 
 pub use builder::{Builder, Embedded, Event};
 pub use compress::CompressSpec;
+pub use edit::{EditReport, ImageEdits};
 pub use error::{BuildError, Result};
 pub use source::ImageSource;

@@ -32,25 +32,73 @@ pub(crate) fn write_layer_blob(
 ) -> Result<LayerBlob, PackError> {
     let tmp = layout.temp_blob()?;
     let tmp_path = tmp.path().to_path_buf();
-    let write_err = |e| PackError::write(&tmp_path)(e);
-
-    let blob_hasher = Sha256Writer::new(BufWriter::with_capacity(1 << 20, tmp.as_file()));
-    let encoder = compression.encoder(blob_hasher).map_err(write_err)?;
-    let tar_hasher = Sha256Writer::new(encoder);
-
-    let (stats, tar_hasher) = write_rootfs_tar(rootfs, tar_hasher, mtime)?;
-    let (diff_id, _tar_len, encoder) = tar_hasher.finish();
-    let blob_hasher = encoder.finish().map_err(write_err)?;
-    let (digest, size, mut buffered) = blob_hasher.finish();
-    buffered.flush().map_err(write_err)?;
-    drop(buffered);
-
-    layout.commit_blob(tmp, &digest)?;
+    let (encoded, stats) = encode_tar(tmp.as_file(), compression, |tar| {
+        write_rootfs_tar(rootfs, tar, mtime)
+    })
+    .map_err(|e| match e {
+        EncodeError::Io(e) => PackError::write(&tmp_path)(e),
+        EncodeError::Tar(e) => e,
+    })?;
+    layout.commit_blob(tmp, &encoded.digest)?;
     Ok(LayerBlob {
-        blob: StoredBlob { digest, size },
-        diff_id,
+        blob: StoredBlob {
+            digest: encoded.digest,
+            size: encoded.size,
+        },
+        diff_id: encoded.diff_id,
         stats,
     })
+}
+
+/// The digests of a tar compressed by [`encode_tar`].
+#[derive(Clone, Debug)]
+pub(crate) struct EncodedTar {
+    /// Digest of the compressed blob.
+    pub digest: Digest,
+    /// Size of the compressed blob.
+    pub size: u64,
+    /// Digest of the uncompressed tar.
+    pub diff_id: Digest,
+}
+
+/// Why [`encode_tar`] failed: writing the output, or the caller's tar writer.
+#[derive(Debug)]
+pub(crate) enum EncodeError<E> {
+    /// Compressing into or flushing the output failed.
+    Io(std::io::Error),
+    /// The tar writer failed.
+    Tar(E),
+}
+
+/// The writer a tar is written into by [`encode_tar`]'s callback.
+pub(crate) type TarSink<'a> =
+    Sha256Writer<crate::compress::Encoder<Sha256Writer<BufWriter<&'a std::fs::File>>>>;
+
+/// Compresses the tar that `write` produces into `file` with `compression`, hashing it before
+/// and after compression in the same pass. `write` gets the sink, must end the archive and
+/// give the sink back with its own result. Shared by `pack` and the build-time image edits
+/// (`crate::edit`), so every layer oci2bin writes is made the same way.
+pub(crate) fn encode_tar<'a, T, E>(
+    file: &'a std::fs::File,
+    compression: CompressSpec,
+    write: impl FnOnce(TarSink<'a>) -> Result<(T, TarSink<'a>), E>,
+) -> Result<(EncodedTar, T), EncodeError<E>> {
+    let blob_hasher = Sha256Writer::new(BufWriter::with_capacity(1 << 20, file));
+    let encoder = compression.encoder(blob_hasher).map_err(EncodeError::Io)?;
+    let tar_hasher = Sha256Writer::new(encoder);
+    let (value, tar_hasher) = write(tar_hasher).map_err(EncodeError::Tar)?;
+    let (diff_id, _tar_len, encoder) = tar_hasher.finish();
+    let blob_hasher = encoder.finish().map_err(EncodeError::Io)?;
+    let (digest, size, mut buffered) = blob_hasher.finish();
+    buffered.flush().map_err(EncodeError::Io)?;
+    Ok((
+        EncodedTar {
+            digest,
+            size,
+            diff_id,
+        },
+        value,
+    ))
 }
 
 #[cfg(test)]

@@ -16,15 +16,15 @@
 //! # Ok::<(), oci2bin_build::pack::PackError>(())
 //! ```
 
-mod canonical_json;
+pub(crate) mod canonical_json;
 mod cli_values;
 mod error;
-mod image_documents;
-mod layer_blob;
+pub(crate) mod image_documents;
+pub(crate) mod layer_blob;
 mod layout_dir;
 mod layout_index;
-mod rfc3339;
-mod rootfs_tar;
+pub(crate) mod rfc3339;
+pub(crate) mod rootfs_tar;
 
 pub use cli_values::{exec_form, platform_for_arch};
 pub use error::PackError;

@@ -38,32 +38,98 @@ pub(crate) fn write_rootfs_tar<W: Write>(
     out: W,
     mtime: u64,
 ) -> Result<(TarStats, W), PackError> {
-    let mut walker = Walker {
-        builder: Builder::new(out),
-        mtime,
-        first_link: HashMap::new(),
-        stats: TarStats::default(),
-    };
+    let mut walker = Walker::new(out, mtime, Ownership::Keep);
     walker.add_children(rootfs, &[])?;
-    let out = walker
-        .builder
-        .into_inner()
-        .map_err(|source| PackError::LayerEntry {
-            path: rootfs.to_path_buf(),
-            source,
-        })?;
-    Ok((walker.stats, out))
+    walker.finish(rootfs)
 }
 
-struct Walker<W: Write> {
+/// Whose ownership and modes the entries get.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Ownership {
+    /// The files' own numeric owners and permission bits (packing a root filesystem).
+    Keep,
+    /// Owner 0:0, directories 0755, files 0755 when the owner may execute them and 0644
+    /// otherwise: files added from a build machine, whose owners and umask mean nothing in
+    /// the image and must not make the layer differ between machines.
+    Root,
+}
+
+/// Writes tar entries for files of the build machine with reproducible metadata; used whole
+/// by [`write_rootfs_tar`] and entry by entry by the layer of added files (`crate::edit`).
+pub(crate) struct Walker<W: Write> {
     builder: Builder<W>,
     mtime: u64,
+    ownership: Ownership,
     /// (device, inode) of multiply-linked regular files -> the first path written for them.
     first_link: HashMap<(u64, u64), Vec<u8>>,
     stats: TarStats,
 }
 
 impl<W: Write> Walker<W> {
+    /// A walker writing into `out`, every entry with mtime `mtime`.
+    pub(crate) fn new(out: W, mtime: u64, ownership: Ownership) -> Self {
+        Walker {
+            builder: Builder::new(out),
+            mtime,
+            ownership,
+            first_link: HashMap::new(),
+            stats: TarStats::default(),
+        }
+    }
+
+    /// Ends the archive; `what` names the tree in an error.
+    pub(crate) fn finish(self, what: &Path) -> Result<(TarStats, W), PackError> {
+        let stats = self.stats;
+        let out = self
+            .builder
+            .into_inner()
+            .map_err(|source| PackError::LayerEntry {
+                path: what.to_path_buf(),
+                source,
+            })?;
+        Ok((stats, out))
+    }
+
+    /// Adds a directory entry `rel` that has no file behind it (a parent of an added file),
+    /// with the given mode and owner.
+    pub(crate) fn add_synthetic_dir(
+        &mut self,
+        rel: &[u8],
+        mode: u32,
+        uid: u64,
+        gid: u64,
+    ) -> Result<(), PackError> {
+        let mut h = Header::new_gnu();
+        h.set_entry_type(EntryType::Directory);
+        h.set_mode(mode & 0o7777);
+        h.set_uid(uid);
+        h.set_gid(gid);
+        h.set_mtime(self.mtime);
+        h.set_size(0);
+        let mut name = rel.to_vec();
+        name.push(b'/');
+        self.builder
+            .append_data(&mut h, bytes_path(&name), io::empty())
+            .map_err(|source| PackError::LayerEntry {
+                path: bytes_path(rel).to_path_buf(),
+                source,
+            })?;
+        self.stats.entries += 1;
+        Ok(())
+    }
+
+    /// Adds the file, directory (its entry only) or symlink at `abs` as `rel`, with
+    /// permission bits `mode` instead of those the ownership rule gives, when set.
+    pub(crate) fn add_path(
+        &mut self,
+        abs: &Path,
+        rel: &[u8],
+        mode: Option<u32>,
+    ) -> Result<(), PackError> {
+        let md = fs::symlink_metadata(abs).map_err(PackError::read(abs))?;
+        self.add_entry_with_mode(abs, rel, &md, mode)
+    }
+
     /// Adds the children of directory `dir`, whose path in the archive is `rel` (empty for the
     /// root), in sorted order, recursing into subdirectories right after their own entry.
     fn add_children(&mut self, dir: &Path, rel: &[u8]) -> Result<(), PackError> {
@@ -88,13 +154,30 @@ impl<W: Write> Walker<W> {
     }
 
     fn add_entry(&mut self, abs: &Path, rel: &[u8], md: &Metadata) -> Result<(), PackError> {
+        self.add_entry_with_mode(abs, rel, md, None)
+    }
+
+    fn add_entry_with_mode(
+        &mut self,
+        abs: &Path,
+        rel: &[u8],
+        md: &Metadata,
+        mode: Option<u32>,
+    ) -> Result<(), PackError> {
         let ft = md.file_type();
+        let header = |w: &Self, kind| {
+            let mut h = w.header(md, kind);
+            if let Some(m) = mode {
+                h.set_mode(m & 0o7777);
+            }
+            h
+        };
         let entry_err = |source| PackError::LayerEntry {
             path: abs.to_path_buf(),
             source,
         };
         if ft.is_dir() {
-            let mut header = self.header(md, EntryType::Directory);
+            let mut header = header(self, EntryType::Directory);
             let mut name = rel.to_vec();
             name.push(b'/');
             self.builder
@@ -102,14 +185,14 @@ impl<W: Write> Walker<W> {
                 .map_err(entry_err)?;
         } else if ft.is_symlink() {
             let target = fs::read_link(abs).map_err(PackError::read(abs))?;
-            let mut header = self.header(md, EntryType::Symlink);
+            let mut header = header(self, EntryType::Symlink);
             self.builder
                 .append_link(&mut header, bytes_path(rel), &target)
                 .map_err(entry_err)?;
         } else if ft.is_file() {
             if md.nlink() > 1 {
                 if let Some(first) = self.first_link.get(&(md.dev(), md.ino())) {
-                    let mut header = self.header(md, EntryType::Link);
+                    let mut header = header(self, EntryType::Link);
                     let first = first.clone();
                     self.builder
                         .append_link(&mut header, bytes_path(rel), bytes_path(&first))
@@ -120,7 +203,7 @@ impl<W: Write> Walker<W> {
                 self.first_link.insert((md.dev(), md.ino()), rel.to_vec());
             }
             let file = File::open(abs).map_err(PackError::read(abs))?;
-            let mut header = self.header(md, EntryType::Regular);
+            let mut header = header(self, EntryType::Regular);
             header.set_size(md.len());
             let content = ExactLen {
                 inner: file,
@@ -130,7 +213,7 @@ impl<W: Write> Walker<W> {
                 .append_data(&mut header, bytes_path(rel), content)
                 .map_err(entry_err)?;
         } else if ft.is_fifo() {
-            let mut header = self.header(md, EntryType::Fifo);
+            let mut header = header(self, EntryType::Fifo);
             self.builder
                 .append_data(&mut header, bytes_path(rel), io::empty())
                 .map_err(entry_err)?;
@@ -151,9 +234,19 @@ impl<W: Write> Walker<W> {
     fn header(&self, md: &Metadata, kind: EntryType) -> Header {
         let mut h = Header::new_gnu();
         h.set_entry_type(kind);
-        h.set_mode(md.mode() & 0o7777);
-        h.set_uid(u64::from(md.uid()));
-        h.set_gid(u64::from(md.gid()));
+        match self.ownership {
+            Ownership::Keep => {
+                h.set_mode(md.mode() & 0o7777);
+                h.set_uid(u64::from(md.uid()));
+                h.set_gid(u64::from(md.gid()));
+            }
+            Ownership::Root => {
+                let exec = md.is_dir() || md.file_type().is_symlink() || md.mode() & 0o100 != 0;
+                h.set_mode(if exec { 0o755 } else { 0o644 });
+                h.set_uid(0);
+                h.set_gid(0);
+            }
+        }
         h.set_mtime(self.mtime);
         h.set_size(0);
         h
