@@ -7,6 +7,8 @@
 #                /bin/true` on the same unpacked root (hyperfine, mean; goal: ratio <= 1.5).
 #                Measured per user: a user with a subordinate id range pays for newuidmap and
 #                newgidmap (two setuid helper execs), a user without one does not.
+#   one volume   the warm start with `-v DIR:/data` against the same without it, in the same
+#                hyperfine run (goal: ratio <= 1.2)
 #   cold start   the redis binary with an empty cache (`--entrypoint /bin/true`), against
 #                `zstd -dc LAYER | tar -x` of the same zstd layers (taken out of the binary)
 #                into an empty directory (hyperfine, mean)
@@ -143,10 +145,12 @@ for u in "${USERS[@]}"; do
     bwrap_cmd=(bwrap --unshare-all --share-net --bind "${roots[0]}" / --proc /proc --dev /dev /bin/true)
     as_user "$u" "${bwrap_cmd[@]}" || die "bwrap cannot run here as $u: ${bwrap_cmd[*]}"
     log "warm start as $u (${mapping:-unknown mapping}): $WARM_RUNS runs each"
+    as_user "$u" mkdir -p "$h/volume"
     as_user "$u" env OCI2BIN_CACHE_DIR="$h/warm-cache" hyperfine --style basic -N \
         --warmup 20 --runs "$WARM_RUNS" --export-json "$h/warm.json" \
         -n oci2bin "$BUSYBOX /bin/true" \
-        -n bwrap "${bwrap_cmd[*]}" >&2
+        -n bwrap "${bwrap_cmd[*]}" \
+        -n oci2bin-volume "$BUSYBOX -v $h/volume:/data /bin/true" >&2
     printf '%s\t%s\t%s\n' "$u" "${mapping:-unknown}" "$h/warm.json" >>"$WORK/warm.list"
 done
 
@@ -203,6 +207,9 @@ for line in open(warm_list):
     print("warm start, /bin/true, %d runs, as %s (%s):" % (o[2], user, mapping.strip()))
     print("    oci2bin %.2f ms (± %.2f)   bwrap %.2f ms (± %.2f)   ratio %.2f  (goal <= 1.5: %s)"
           % (o[0] * 1e3, o[1] * 1e3, b[0] * 1e3, b[1] * 1e3, o[0] / b[0], verdict(o[0] / b[0] <= 1.5)))
+    v = w["oci2bin-volume"]
+    print("    with -v DIR:/data %.2f ms (± %.2f)   ratio to without %.2f  (goal <= 1.2: %s)"
+          % (v[0] * 1e3, v[1] * 1e3, v[0] / o[0], verdict(v[0] / o[0] <= 1.2)))
 c = means(h + "/cold.json")
 o, t = c["oci2bin"], c["zstd|tar"]
 print("cold start, redis --entrypoint /bin/true, %d runs, as %s:" % (o[2], first))

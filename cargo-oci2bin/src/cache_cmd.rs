@@ -229,6 +229,27 @@ fn show(root: &Path, json: bool) -> Result<()> {
     Ok(())
 }
 
+/// Removes the directories between `part` and each removed entry that are now empty
+/// (`runtimes/<bundle>/<target>/` once its runtimes are gone), so that pruning leaves no
+/// trail of empty directories behind; `part` itself stays. Returns the bytes they took.
+fn remove_empty_parents(part: &Path, removed: &[PathBuf]) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut freed = 0;
+    for entry in removed {
+        let mut dir = entry.parent();
+        while let Some(d) = dir.filter(|d| d.starts_with(part) && *d != part) {
+            let size = std::fs::symlink_metadata(d).map_or(0, |m| m.blocks() * 512);
+            // Fails (and stops) at the first directory that still holds something.
+            if std::fs::remove_dir(d).is_err() {
+                break;
+            }
+            freed += size;
+            dir = d.parent();
+        }
+    }
+    freed
+}
+
 fn prune(root: &Path, age: Option<Duration>, dry_run: bool, json: bool) -> Result<()> {
     let now = SystemTime::now();
     let active = runs_active(root);
@@ -261,6 +282,9 @@ fn prune(root: &Path, age: Option<Duration>, dry_run: bool, json: bool) -> Resul
             }
             freed += bytes;
             removed.push(entry);
+        }
+        if !dry_run {
+            freed += remove_empty_parents(&root.join(part.name), &removed);
         }
     }
     if json {

@@ -206,13 +206,14 @@ pub fn run(args: &NewArgs) -> Result<()> {
         ("src/main.rs".into(), MAIN_RS.as_bytes().to_vec()),
         (".gitignore".into(), b"/target\n".to_vec()),
     ];
-    for (from, to) in [
-        ("template/.cargo/config.toml", ".cargo/config.toml"),
-        ("Cargo.lock", "Cargo.lock"),
-    ] {
-        if let Some(bytes) = crate::bundle::file(from) {
-            files.push((to.into(), bytes.to_vec()));
-        }
+    if let Some(bytes) = crate::bundle::file("template/.cargo/config.toml") {
+        // A crate kept in version control cannot name this machine's directories: its
+        // build paths stay unmapped (the generated runtime crate maps them).
+        let config = String::from_utf8_lossy(bytes).replace(", @REMAP@", "");
+        files.push((".cargo/config.toml".into(), config.into_bytes()));
+    }
+    if let Some(bytes) = crate::bundle::file("Cargo.lock") {
+        files.push(("Cargo.lock".into(), bytes.to_vec()));
     }
     for prefix in ["oci2bin-rt/", "oci2bin-build/"] {
         for (path, bytes) in crate::bundle::files_under(prefix) {

@@ -6,6 +6,7 @@
 //! and exit with 125, like `docker run`; 126 and 127 come from a command that cannot be
 //! executed or found inside the container.
 
+use crate::cache::housekeeping;
 use crate::cache::runs::RunDir;
 use crate::cache::{cache_root, ensure_rootfs, CacheError, CacheOptions};
 use crate::cli::{self, Cli, ImageInfo, Invocation};
@@ -144,6 +145,17 @@ fn run_payload(
     };
     // One cache root for the image, the run's directory and the volumes, looked up once.
     let root = cache_root()?;
+    if cli.cache || cli.prune {
+        let digest = payload.config_digest.to_string();
+        print!(
+            "{}",
+            match cli.prune {
+                true => housekeeping::prune(&root, &digest, cli.volumes)?,
+                false => housekeeping::describe(&root, payload.config_digest.hex()),
+            }
+        );
+        return Ok(0);
+    }
     let cache = CacheOptions {
         debug: cli.debug,
         payload_is_mapped_file: mapped_file,

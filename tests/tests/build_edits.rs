@@ -189,8 +189,9 @@ fn config_edits_show_in_inspect_and_take_effect() {
         ],
         "{text}"
     );
-    // The command line still replaces the edited Cmd, as with docker run.
-    let out = run_as(&test_user(), &dir, bin, &["-c", "echo replaced"]);
+    // The command line still replaces the edited Cmd, as with docker run (after `--`: `-c`
+    // would otherwise be taken for docker's --cpu-shares, which the runtime refuses).
+    let out = run_as(&test_user(), &dir, bin, &["--", "-c", "echo replaced"]);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "replaced\n");
 }
 

@@ -398,7 +398,15 @@ fn entrypoint_option_and_arguments_pass_through() {
     assert_eq!(ok(s.run(["--entrypoint", "echo"])), "\n");
     assert_eq!(ok(s.run(["--entrypoint=echo", "a", "b"])), "a b\n");
     assert_eq!(
-        ok(s.run(["--entrypoint", "/bin/sh", "-c", "echo $0-$1", "zero", "one"])),
+        ok(s.run([
+            "--entrypoint",
+            "/bin/sh",
+            "--",
+            "-c",
+            "echo $0-$1",
+            "zero",
+            "one"
+        ])),
         "zero-one\n"
     );
     // After `--` everything is passed verbatim, ours or not: `./redis -- --port 6380`

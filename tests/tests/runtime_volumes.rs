@@ -576,3 +576,63 @@ fn postgres_keeps_its_data_in_a_named_volume_and_in_a_kept_container() {
     );
     assert!(s.cache.join("containers/db1/upper").is_dir());
 }
+
+#[test]
+#[ignore = "e2e: needs root and the test images; run with --include-ignored"]
+fn cache_and_prune_through_the_binary_leave_volumes_alone() {
+    assert!(is_root(), "{E2E}");
+    let user = test_user();
+    ensure_subids(&user);
+    let s = Setup::new("volumes-prune", &user);
+    // A kept container whose layer holds a file of a container user (a subordinate id).
+    let out = s.run(&[
+        "--name",
+        "kept",
+        "-v",
+        "vol1:/v",
+        "sh",
+        "-c",
+        "echo data > /v/f; mkdir /owned && echo x > /owned/f && chown -R 1000:1000 /owned",
+    ]);
+    assert!(out.status.success(), "{}", show(&out));
+    let text = stdout(&s.run(&["--cache"]));
+    assert!(text.contains(&s.cache.display().to_string()), "{text}");
+    for part in ["this image:", "images", "runs", "containers", "volumes"] {
+        assert!(text.contains(part), "{part}: {text}");
+    }
+    let images = || fs::read_dir(s.cache.join("images")).unwrap().count();
+    assert!(images() > 0);
+    let text = stdout(&s.run(&["--prune"]));
+    assert!(text.contains("removed"), "{text}");
+    assert!(
+        fs::read_dir(s.cache.join("images"))
+            .unwrap()
+            .flatten()
+            .all(|e| !e.file_type().unwrap().is_dir()),
+        "the image's root is still there"
+    );
+    assert!(
+        s.cache.join("containers/kept/upper").is_dir(),
+        "kept without --volumes"
+    );
+    let text = stdout(&s.run(&["--prune", "--volumes"]));
+    assert!(text.contains("kept container"), "{text}");
+    assert!(!s.cache.join("containers/kept").exists());
+    // The next run unpacks again and frees what only the user namespace could remove.
+    assert_eq!(stdout(&s.run(&["echo", "again"])), "again\n");
+    let out = s.run(&["-v", "vol1:/v", "cat", "/v/f"]);
+    assert_eq!(
+        stdout(&out),
+        "data\n",
+        "the named volume survived --prune --volumes"
+    );
+    let runs: Vec<_> = fs::read_dir(s.cache.join("runs"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert!(
+        runs.is_empty(),
+        "left in runs/: {:?}",
+        runs.iter().map(|e| e.file_name()).collect::<Vec<_>>()
+    );
+}

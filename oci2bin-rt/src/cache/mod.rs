@@ -23,6 +23,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::DirBuilderExt;
 use trust::{caller_uid, make_random_dir, open_dir_at, open_lock_at, open_root, TrustError};
 
+pub mod housekeeping;
 pub mod runs;
 pub mod trust;
 use std::path::{Path, PathBuf};
@@ -46,6 +47,9 @@ pub enum CacheError {
     /// No cache location can be determined.
     #[error("no cache directory: set OCI2BIN_CACHE_DIR (or XDG_CACHE_HOME or HOME)")]
     NoLocation,
+    /// `--prune` while containers run from the cache.
+    #[error("{0} container(s) are running from this cache; stop them before --prune")]
+    Busy(usize),
     /// `--name NAME` of a kept container that another run is using.
     #[error("the container {0} is running (another run holds it); stop that one first, or choose another --name")]
     ContainerInUse(String),

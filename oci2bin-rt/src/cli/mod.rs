@@ -59,6 +59,12 @@ pub struct Cli {
     pub stop_timeout: Option<String>,
     /// Accepted for docker's `--init`: the runtime's init is always pid 1
     pub init: bool,
+    /// Show where the cache is and how large its parts are, then exit
+    pub cache: bool,
+    /// Remove this image's unpacked root from the cache, then exit
+    pub prune: bool,
+    /// With `--prune`: also the kept containers made from this image
+    pub volumes: bool,
     /// Add a capability to the default set (docker's names, e.g. NET_ADMIN; ALL for all)
     pub cap_add: Vec<String>,
     /// Drop a capability from the default set (ALL: keep only those added)
@@ -211,6 +217,9 @@ enum Field {
     StopSignal,
     StopTimeout,
     Init,
+    Cache,
+    Prune,
+    Volumes,
     CapAdd,
     CapDrop,
     SecurityOpt,
@@ -236,7 +245,7 @@ struct Opt {
 /// Every option, in `--help` order. The table is the one definition of the command line:
 /// the parser, the splitter that finds where the container's arguments start, and `--help`
 /// all read it (a hand-written parser keeps clap's 135 KB out of every output binary).
-const OPTIONS: [Opt; 26] = [
+const OPTIONS: [Opt; 29] = [
     Opt {
         long: "entrypoint",
         short: None,
@@ -400,6 +409,27 @@ const OPTIONS: [Opt; 26] = [
         help: "Keep stdin open (it always is; accepted for docker's -i and -it)",
     },
     Opt {
+        long: "cache",
+        short: None,
+        takes: Takes::Nothing,
+        field: Field::Cache,
+        help: "Show where the cache is and the size of its parts (images, runs, containers, volumes)",
+    },
+    Opt {
+        long: "prune",
+        short: None,
+        takes: Takes::Nothing,
+        field: Field::Prune,
+        help: "Remove this image's unpacked root from the cache (named volumes are never removed)",
+    },
+    Opt {
+        long: "volumes",
+        short: None,
+        takes: Takes::Nothing,
+        field: Field::Volumes,
+        help: "With --prune: also remove the kept containers (--name) made from this image",
+    },
+    Opt {
         long: "debug",
         short: None,
         takes: Takes::Nothing,
@@ -556,6 +586,9 @@ fn set_text(cli: &mut Cli, field: Field, text: String) -> Result<(), UsageError>
         Field::StopSignal => cli.stop_signal = Some(text),
         Field::StopTimeout => cli.stop_timeout = Some(text),
         Field::Init => cli.init = true,
+        Field::Cache => cli.cache = true,
+        Field::Prune => cli.prune = true,
+        Field::Volumes => cli.volumes = true,
         Field::CapAdd => cli.cap_add.push(text),
         Field::CapDrop => cli.cap_drop.push(text),
         Field::SecurityOpt => cli.security_opt.push(text),
@@ -942,6 +975,9 @@ Options:
   -t, --tty                        Give the container a terminal of its own (default when stdin and stdout are terminals)
       --no-tty                     No terminal for the container even on a terminal (stdin is still passed on)
   -i, --interactive                Keep stdin open (it always is; accepted for docker's -i and -it)
+      --cache                      Show where the cache is and the size of its parts (images, runs, containers, volumes)
+      --prune                      Remove this image's unpacked root from the cache (named volumes are never removed)
+      --volumes                    With --prune: also remove the kept containers (--name) made from this image
       --debug                      Explain on stderr what the runtime does (cache, user mapping, mounts, confinement)
   -V, --version                    Print the runtime's and the image's version
       --help                       Print help
