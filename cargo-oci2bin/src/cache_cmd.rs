@@ -283,7 +283,9 @@ fn prune(root: &Path, age: Option<Duration>, dry_run: bool, json: bool) -> Resul
             freed += bytes;
             removed.push(entry);
         }
-        if !dry_run {
+        // The runtimes' directories are per version and target, so they pile up; the build
+        // cache's (`blobs/sha256/`) are its fixed layout and stay.
+        if !dry_run && part.name == "runtimes" {
             freed += remove_empty_parents(&root.join(part.name), &removed);
         }
     }
@@ -352,5 +354,12 @@ mod tests {
         );
         // The part directories themselves stay.
         assert!(r.join("build/blobs/sha256").is_dir());
+        // Emptied runtime directories (one per version and target) go.
+        let runtime = r.join("runtimes/0.1.0-aa/x86_64-unknown-linux-musl/oci2bin-runtime-zstd");
+        std::fs::create_dir_all(runtime.parent().unwrap()).unwrap();
+        std::fs::write(&runtime, b"elf").unwrap();
+        prune(r, None, false, true).unwrap();
+        assert!(!r.join("runtimes/0.1.0-aa").exists());
+        assert!(r.join("runtimes").is_dir());
     }
 }
