@@ -18,6 +18,7 @@ use crate::ns::userns::detect_mapping;
 use crate::ns::{run_container, ContainerError, ContainerSpec, LinuxSyscall};
 use crate::oci::spec::Config;
 use crate::payload::{Payload, PayloadError};
+use crate::process::detach::{self, DetachError};
 use crate::process::exit::RUNTIME_ERROR;
 use crate::process::rlimit::{self, Rlimit, RlimitError};
 use crate::process::signals::{parse_signal, StopPolicy};
@@ -59,6 +60,9 @@ pub enum RunError {
     /// A `--ulimit` is wrong or cannot be granted.
     #[error(transparent)]
     Rlimit(#[from] RlimitError),
+    /// A background container cannot be started or managed.
+    #[error(transparent)]
+    Detach(#[from] DetachError),
 }
 
 /// The executable's name for messages: the file name of `argv[0]`.
@@ -142,9 +146,33 @@ fn run_payload(
         mounts: Vec::new(),
         rlimits: rlimit::parse_all(&cli.ulimit)?,
         stop: stop_policy(&cli, config)?,
+        detach: None,
     };
     // One cache root for the image, the run's directory and the volumes, looked up once.
     let root = cache_root()?;
+    let state = detach::state_root(&root);
+    if cli.ps {
+        print!("{}", detach::ps(&state, cli.json));
+        return Ok(0);
+    }
+    if let Some(name) = &cli.logs {
+        let tail = match cli.tail.as_deref().map(str::parse::<usize>) {
+            Some(Err(_)) => {
+                return Err(RunError::Usage(
+                    "error: --tail wants a number of lines\n".into(),
+                ))
+            }
+            other => other.map(Result::unwrap),
+        };
+        detach::logs(&state, name, tail, cli.follow)?;
+        return Ok(0);
+    }
+    if let Some(name) = &cli.stop {
+        let after = options.stop.timeout.filter(|_| cli.stop_timeout.is_some());
+        detach::stop(&state, name, after)?;
+        println!("{name}");
+        return Ok(0);
+    }
     if cli.cache || cli.prune {
         let digest = payload.config_digest.to_string();
         print!(
@@ -162,8 +190,16 @@ fn run_payload(
         dir: Some(root.clone()),
     };
     let rootfs = ensure_rootfs(&payload, &cache)?;
+    if cli.detach && cli.tty {
+        return Err(RunError::Usage(
+            "error: -d runs in the background, where there is no terminal: leave -t out\n".into(),
+        ));
+    }
     let options = RunOptions {
         mounts: prepare_mounts(&requests, &root)?,
+        detach: cli
+            .detach
+            .then(|| (state, cli.name.clone().unwrap_or_else(random_id))),
         ..options
     };
     let run = match (&cli.name, cli.rm) {
@@ -204,6 +240,8 @@ pub struct RunOptions {
     pub rlimits: Vec<Rlimit>,
     /// `--stop-signal` (else the image's `StopSignal`) and `--stop-timeout`.
     pub stop: StopPolicy,
+    /// `-d`: the state directory of background containers and this one's name.
+    pub detach: Option<(std::path::PathBuf, String)>,
 }
 
 /// The stop signal and timeout: the options, else the image's `StopSignal`, else docker's
@@ -296,6 +334,13 @@ pub fn run_image(
             run.stale_count()
         ));
     }
+    let detached = match &options.detach {
+        Some((dir, name)) => {
+            let words: Vec<_> = process.args.iter().map(|a| a.to_string_lossy()).collect();
+            Some(detach::detach(dir, name, &words.join(" "))?)
+        }
+        None => None,
+    };
     let tty = wants_tty(cli)?;
     if let Some(filters) = &seccomp {
         reporter.debug(format_args!("seccomp: {filters:?}"));
@@ -320,6 +365,9 @@ pub fn run_image(
     let result = run_container(&spec, &LinuxSyscall);
     for failure in run.finish() {
         reporter.debug(format_args!("run directory: cannot remove {failure}"));
+    }
+    if let Some(base) = &detached {
+        detach::record_exit(base, *result.as_ref().unwrap_or(&RUNTIME_ERROR));
     }
     Ok(result?)
 }

@@ -636,3 +636,92 @@ fn cache_and_prune_through_the_binary_leave_volumes_alone() {
         runs.iter().map(|e| e.file_name()).collect::<Vec<_>>()
     );
 }
+
+#[test]
+#[ignore = "e2e: needs root and the test images; run with --include-ignored"]
+fn detached_redis_is_listed_logged_and_stopped_through_the_binary() {
+    assert!(is_root(), "{E2E}");
+    let user = test_user();
+    ensure_subids(&user);
+    let bin = shared_binary(
+        "runtime_volumes",
+        "redis",
+        &image_source(&test_images(), "redis"),
+    );
+    let s = Setup::new("volumes-detach", &user);
+    let port = free_port();
+    let p = port.to_string();
+    let start = Instant::now();
+    let out = user_output(&s.cmd(
+        &bin,
+        &[
+            "-d",
+            "--name",
+            "cache1",
+            "--",
+            "--port",
+            &p,
+            "--protected-mode",
+            "no",
+        ],
+    ));
+    assert_eq!(stdout(&out), "cache1\n");
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "-d waited for the container"
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while oci2bin_tests::redis_ping(port).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "redis did not answer: {}",
+            show(&user_output(&s.cmd(&bin, &["--logs", "cache1"])))
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // --ps shows it running, with the runtime's pid.
+    let table = stdout(&user_output(&s.cmd(&bin, &["--ps"])));
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("cache1 "))
+        .unwrap_or_else(|| panic!("{table}"));
+    assert!(
+        row.contains("running") && row.contains("docker-entrypoint.sh --port"),
+        "{table}"
+    );
+    let json = stdout(&user_output(&s.cmd(&bin, &["--ps", "--json"])));
+    let list: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let pid = list[0]["pid"].as_i64().unwrap_or_else(|| panic!("{json}")) as i32;
+    let procs = {
+        let mut all = oci2bin_tests::procs::descendants(pid);
+        all.push(
+            oci2bin_tests::procs::stat(pid)
+                .map(|st| oci2bin_tests::procs::ProcId {
+                    pid,
+                    start_time: st.start_time,
+                })
+                .unwrap(),
+        );
+        all
+    };
+    // A second start under the same name is refused while it runs.
+    let again = user_output(&s.cmd(&bin, &["-d", "--name", "cache1", "--", "--port", "1"]));
+    assert_eq!(again.status.code(), Some(125), "{}", show(&again));
+    // The log has redis's start-up lines; --tail limits them.
+    let logs = stdout(&user_output(&s.cmd(&bin, &["--logs", "cache1"])));
+    assert!(logs.contains("Ready to accept connections"), "{logs}");
+    let tail = stdout(&user_output(
+        &s.cmd(&bin, &["--logs", "cache1", "--tail", "1"]),
+    ));
+    assert_eq!(tail.lines().count(), 1, "{tail}");
+    // --stop: redis shuts down on SIGTERM, the exit is recorded, nothing is left.
+    let out = user_output(&s.cmd(&bin, &["--stop", "cache1"]));
+    assert_eq!(stdout(&out), "cache1\n");
+    assert!(oci2bin_tests::redis_ping(port).is_err());
+    let left = oci2bin_tests::procs::wait_all_gone(&procs, Duration::from_secs(5));
+    assert!(left.is_empty(), "processes left: {left:?}");
+    let table = stdout(&user_output(&s.cmd(&bin, &["--ps"])));
+    assert!(table.contains("exited (0)"), "{table}");
+    let logs = stdout(&user_output(&s.cmd(&bin, &["--logs", "cache1"])));
+    assert!(logs.contains("ready to exit, bye bye"), "{logs}");
+}

@@ -27,7 +27,6 @@ const UNSUPPORTED: &str = concat!(
 const UNSUPPORTED_SHORT: &[(char, &str)] = &[
     ('a', "attach"),
     ('c', "cpu-shares"),
-    ('d', "detach"),
     ('l', "label"),
     ('m', "memory"),
     ('p', "publish"),

@@ -65,6 +65,20 @@ pub struct Cli {
     pub prune: bool,
     /// With `--prune`: also the kept containers made from this image
     pub volumes: bool,
+    /// Run in the background (with `--name`, or a random one), logging to a file
+    pub detach: bool,
+    /// List the background containers and exit
+    pub ps: bool,
+    /// Print the log of this background container and exit
+    pub logs: Option<String>,
+    /// Stop this background container (as `docker stop`) and exit
+    pub stop: Option<String>,
+    /// With `--logs`: only the last N lines
+    pub tail: Option<String>,
+    /// With `--logs`: keep printing while the container runs
+    pub follow: bool,
+    /// With `--ps`: JSON
+    pub json: bool,
     /// Add a capability to the default set (docker's names, e.g. NET_ADMIN; ALL for all)
     pub cap_add: Vec<String>,
     /// Drop a capability from the default set (ALL: keep only those added)
@@ -220,6 +234,13 @@ enum Field {
     Cache,
     Prune,
     Volumes,
+    Detach,
+    Ps,
+    Logs,
+    Stop,
+    Tail,
+    Follow,
+    Json,
     CapAdd,
     CapDrop,
     SecurityOpt,
@@ -245,7 +266,7 @@ struct Opt {
 /// Every option, in `--help` order. The table is the one definition of the command line:
 /// the parser, the splitter that finds where the container's arguments start, and `--help`
 /// all read it (a hand-written parser keeps clap's 135 KB out of every output binary).
-const OPTIONS: [Opt; 29] = [
+const OPTIONS: [Opt; 36] = [
     Opt {
         long: "entrypoint",
         short: None,
@@ -407,6 +428,55 @@ const OPTIONS: [Opt; 29] = [
         takes: Takes::Nothing,
         field: Field::Interactive,
         help: "Keep stdin open (it always is; accepted for docker's -i and -it)",
+    },
+    Opt {
+        long: "detach",
+        short: Some('d'),
+        takes: Takes::Nothing,
+        field: Field::Detach,
+        help: "Run in the background: prints the name (--name, else a random one), logs to a file",
+    },
+    Opt {
+        long: "ps",
+        short: None,
+        takes: Takes::Nothing,
+        field: Field::Ps,
+        help: "List the background containers: name, status, pid, uptime, command (--json)",
+    },
+    Opt {
+        long: "logs",
+        short: None,
+        takes: Takes::Value("NAME"),
+        field: Field::Logs,
+        help: "Print a background container's stdout and stderr (--tail N, -f to follow)",
+    },
+    Opt {
+        long: "stop",
+        short: None,
+        takes: Takes::Value("NAME"),
+        field: Field::Stop,
+        help: "Stop a background container as docker stop does (--stop-timeout N: SIGKILL after N s)",
+    },
+    Opt {
+        long: "tail",
+        short: None,
+        takes: Takes::Value("N"),
+        field: Field::Tail,
+        help: "With --logs: only the last N lines",
+    },
+    Opt {
+        long: "follow",
+        short: Some('f'),
+        takes: Takes::Nothing,
+        field: Field::Follow,
+        help: "With --logs: keep printing while the container runs",
+    },
+    Opt {
+        long: "json",
+        short: None,
+        takes: Takes::Nothing,
+        field: Field::Json,
+        help: "With --ps: one JSON array",
     },
     Opt {
         long: "cache",
@@ -589,6 +659,13 @@ fn set_text(cli: &mut Cli, field: Field, text: String) -> Result<(), UsageError>
         Field::Cache => cli.cache = true,
         Field::Prune => cli.prune = true,
         Field::Volumes => cli.volumes = true,
+        Field::Detach => cli.detach = true,
+        Field::Ps => cli.ps = true,
+        Field::Logs => cli.logs = Some(check_name(text)?),
+        Field::Stop => cli.stop = Some(check_name(text)?),
+        Field::Tail => cli.tail = Some(text),
+        Field::Follow => cli.follow = true,
+        Field::Json => cli.json = true,
         Field::CapAdd => cli.cap_add.push(text),
         Field::CapDrop => cli.cap_drop.push(text),
         Field::SecurityOpt => cli.security_opt.push(text),
@@ -975,6 +1052,13 @@ Options:
   -t, --tty                        Give the container a terminal of its own (default when stdin and stdout are terminals)
       --no-tty                     No terminal for the container even on a terminal (stdin is still passed on)
   -i, --interactive                Keep stdin open (it always is; accepted for docker's -i and -it)
+  -d, --detach                     Run in the background: prints the name (--name, else a random one), logs to a file
+      --ps                         List the background containers: name, status, pid, uptime, command (--json)
+      --logs <NAME>                Print a background container's stdout and stderr (--tail N, -f to follow)
+      --stop <NAME>                Stop a background container as docker stop does (--stop-timeout N: SIGKILL after N s)
+      --tail <N>                   With --logs: only the last N lines
+  -f, --follow                     With --logs: keep printing while the container runs
+      --json                       With --ps: one JSON array
       --cache                      Show where the cache is and the size of its parts (images, runs, containers, volumes)
       --prune                      Remove this image's unpacked root from the cache (named volumes are never removed)
       --volumes                    With --prune: also remove the kept containers (--name) made from this image

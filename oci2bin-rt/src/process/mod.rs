@@ -3,6 +3,7 @@
 //! supervised inside the container (init as pid 1, signal forwarding, exit codes).
 
 pub mod command;
+pub mod detach;
 pub mod env;
 pub mod exec;
 pub mod exit;
