@@ -22,7 +22,10 @@ pub fn shared_binary(group: &str, name: &str, source: &str) -> PathBuf {
         fs::set_permissions(d, fs::Permissions::from_mode(0o755)).unwrap();
     }
     let out = dir.join(name);
-    let tmp = dir.join(format!(".{name}.{}", std::process::id()));
+    // Per thread: two tests of one file may build the same binary at the same time.
+    let thread = format!("{:?}", std::thread::current().id());
+    let thread: String = thread.chars().filter(char::is_ascii_digit).collect();
+    let tmp = dir.join(format!(".{name}.{}.{thread}", std::process::id()));
     let built = build_binary(source, &tmp, &[]);
     assert!(
         built.status.success(),
