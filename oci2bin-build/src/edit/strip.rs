@@ -211,10 +211,46 @@ fn strip_layer(
     codec: CompressSpec,
     cache: &BuildCache,
 ) -> Result<Option<(PreparedLayer, Stripped)>, EditError> {
+    // One pass in the common case: entries are filtered while the layer is read, verified
+    // and written. Tar puts a hardlink after its target, so only a kept link to a removed
+    // file needs to be known in advance: then the layer is done again in two passes below.
+    let none = BTreeSet::new();
+    let mut two_passes = false;
+    let one = write_layer(cache, codec, &format!("stripped {what}"), |out| {
+        let mut stripped = Stripped::default();
+        for_each_entry(layer, what, |e: &mut LayerEntry<'_, '_>| {
+            let path = normalize(&e.path_bytes());
+            if matcher.removes(&path, &none) {
+                stripped.entries += 1;
+                if e.header().entry_type().is_file() {
+                    stripped.bytes += e.size();
+                }
+                return Ok(());
+            }
+            if e.header().entry_type().is_hard_link() {
+                let target = e.link_name_bytes().map(|t| normalize(&t));
+                if target.is_some_and(|t| matcher.removes(&t, &none)) {
+                    two_passes = true;
+                    let restart = std::io::Error::other("a kept hardlink to a removed file");
+                    return Err(EditError::layer("restarting", what.to_string())(restart));
+                }
+            }
+            copy_entry(out, e, None).map_err(super::error::EditError::layer(
+                "copying an entry of",
+                what.to_string(),
+            ))
+        })?;
+        Ok(stripped)
+    });
+    match one {
+        Err(_) if two_passes => {}
+        // Nothing matched: the layer stays as it is (and keeps its digest).
+        Ok((_, stripped)) if stripped.entries == 0 => return Ok(None),
+        other => return other.map(Some),
+    }
     // Pass 1 (headers; pass 2 verifies): which entries match, and the layer's hardlinks.
     let mut any = false;
     let mut links: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
-    let none = BTreeSet::new();
     scan_entries(layer, what, |e: &mut LayerEntry<'_, '_>| {
         let path = normalize(&e.path_bytes());
         if e.header().entry_type().is_hard_link() {
@@ -355,5 +391,42 @@ mod tests {
         let (same, t) = strip_layers(vec![plain.clone()], &spec, none(), &cache).unwrap();
         assert_eq!(same[0].digest, plain.digest);
         assert_eq!(t, Stripped::default());
+    }
+
+    #[test]
+    fn one_pass_when_no_kept_link_needs_a_removed_file() {
+        let (_d, cache) = cache();
+        let tar = tar_of(&[
+            E::Dir("usr"),
+            E::Dir("usr/share"),
+            E::Dir("usr/share/man"),
+            E::File("usr/share/man/ls.1", "manual"),
+            E::File("usr/bin-ls", "elf"),
+            E::Hard("usr/bin-dir", "usr/bin-ls"),
+            E::Hard("usr/share/man/dir.1", "usr/share/man/ls.1"),
+        ]);
+        let l = layer(&cache, &tar);
+        let spec = StripSpec {
+            defaults: true,
+            patterns: vec![],
+        };
+        let (out, total) = strip_layers(vec![l], &spec, none(), &cache).unwrap();
+        assert_eq!(
+            names(&out[0]),
+            [
+                "usr/",
+                "usr/share/",
+                "usr/share/man/",
+                "usr/bin-ls",
+                "usr/bin-dir"
+            ]
+        );
+        assert_eq!(
+            total,
+            Stripped {
+                entries: 2,
+                bytes: 6
+            }
+        );
     }
 }
