@@ -173,6 +173,22 @@ fn run_payload(
         println!("{name}");
         return Ok(0);
     }
+    if let Some(name) = &cli.rm_container {
+        let had_state = detach::forget(&state, name)?;
+        let text = housekeeping::remove_container(&root, name)?;
+        if !had_state && text.is_empty() {
+            return Err(DetachError::Unknown(name.clone()).into());
+        }
+        print!(
+            "{text}{}",
+            if had_state {
+                format!("{name}\n")
+            } else {
+                String::new()
+            }
+        );
+        return Ok(0);
+    }
     if cli.cache || cli.prune {
         let digest = payload.config_digest.to_string();
         print!(

@@ -724,4 +724,16 @@ fn detached_redis_is_listed_logged_and_stopped_through_the_binary() {
     assert!(table.contains("exited (0)"), "{table}");
     let logs = stdout(&user_output(&s.cmd(&bin, &["--logs", "cache1"])));
     assert!(logs.contains("ready to exit, bye bye"), "{logs}");
+    // --rm-container forgets it: its background state and its kept layer (--name, no --rm).
+    assert!(s.cache.join("containers/cache1/upper").is_dir());
+    let out = stdout(&user_output(&s.cmd(&bin, &["--rm-container", "cache1"])));
+    assert!(
+        out.contains("removed the kept container") && out.ends_with("cache1\n"),
+        "{out}"
+    );
+    assert!(!s.cache.join("containers/cache1").exists());
+    assert!(!stdout(&user_output(&s.cmd(&bin, &["--ps"]))).contains("cache1"));
+    let gone = user_output(&s.cmd(&bin, &["--logs", "cache1"]));
+    assert_eq!(gone.status.code(), Some(125), "{}", show(&gone));
+    assert!(String::from_utf8_lossy(&gone.stderr).contains("no container named cache1"));
 }

@@ -75,6 +75,85 @@ fn held_locks(dir: BorrowedFd<'_>) -> usize {
         .count()
 }
 
+/// Removes the kept container `name` in `containers` (at `base`), saying so in `out`.
+/// Files of container users (subordinate ids) can only be removed inside the user
+/// namespace: what is left becomes a dead run in `runs`, which the next run removes.
+fn remove_kept(
+    containers: BorrowedFd<'_>,
+    runs: Option<&std::os::fd::OwnedFd>,
+    base: &Path,
+    name: &std::ffi::OsStr,
+    out: &mut String,
+) -> Result<(), CacheError> {
+    let path = base.join(name);
+    let io = |e: nix::errno::Errno| CacheError::Io {
+        action: "removing",
+        path: path.clone(),
+        source: e.into(),
+    };
+    let size = disk_usage(&path);
+    match remove_all_at(containers, name) {
+        Ok(()) => out.push_str(&format!(
+            "removed the kept container {} ({})\n",
+            path.display(),
+            show_size(size)
+        )),
+        Err(_) => {
+            let runs = runs.ok_or_else(|| io(nix::errno::Errno::ENOENT))?;
+            let dead = format!("pruned-{}", name.to_string_lossy());
+            nix::fcntl::renameat(containers, name, runs.as_fd(), dead.as_str()).map_err(io)?;
+            let lock = OFlag::O_CREAT | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+            let _ = nix::fcntl::openat(
+                runs.as_fd(),
+                format!("{dead}.lock").as_str(),
+                lock,
+                Mode::from_bits_truncate(0o600),
+            );
+            out.push_str(&format!(
+                "removed the kept container {} (files of container users: freed by the next run)\n",
+                path.display()
+            ));
+        }
+    }
+    let _ = nix::unistd::unlinkat(
+        containers,
+        format!("{}.lock", name.to_string_lossy()).as_str(),
+        nix::unistd::UnlinkatFlags::NoRemoveDir,
+    );
+    Ok(())
+}
+
+/// `--rm-container NAME`: removes the kept container `name` (its writable layer), refused
+/// while it runs; returns what was done.
+pub fn remove_container(root: &Path, name: &str) -> Result<String, CacheError> {
+    let uid = caller_uid();
+    let root_fd = open_root(root, uid)?;
+    let dir = |n: &str| open_dir_at(root_fd.as_fd(), root, n.as_ref(), false, uid);
+    let (runs, containers) = (dir("runs")?, dir("containers")?);
+    let mut out = String::new();
+    if let Some(containers) = containers.filter(|_| root.join("containers").join(name).is_dir()) {
+        let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let lock = nix::fcntl::openat(
+            containers.as_fd(),
+            format!("{name}.lock").as_str(),
+            flags,
+            Mode::empty(),
+        );
+        if lock.is_ok_and(|fd| Flock::lock(File::from(fd), FlockArg::LockSharedNonblock).is_err()) {
+            return Err(CacheError::ContainerInUse(name.to_string()));
+        }
+        let base = root.join("containers");
+        remove_kept(
+            containers.as_fd(),
+            runs.as_ref(),
+            &base,
+            name.as_ref(),
+            &mut out,
+        )?;
+    }
+    Ok(out)
+}
+
 /// Removes this image's unpacked root and, with `volumes`, its kept containers; returns
 /// what was done, for stdout.
 pub fn prune(root: &Path, image_digest: &str, volumes: bool) -> Result<String, CacheError> {
@@ -123,46 +202,7 @@ pub fn prune(root: &Path, image_digest: &str, volumes: bool) -> Result<String, C
             if made_from.trim() != image_digest {
                 continue;
             }
-            let size = disk_usage(&path);
-            // Files of container users (subordinate ids) can only be removed inside the
-            // user namespace: what is left becomes a dead run, which the next run removes.
-            match remove_all_at(containers.as_fd(), name.as_ref()) {
-                Ok(()) => out.push_str(&format!(
-                    "removed the kept container {} ({})\n",
-                    path.display(),
-                    show_size(size)
-                )),
-                Err(_) => {
-                    let runs = runs
-                        .as_ref()
-                        .ok_or_else(|| io(&path)(nix::errno::Errno::ENOENT))?;
-                    let dead = format!("pruned-{}", name.to_string_lossy());
-                    nix::fcntl::renameat(
-                        containers.as_fd(),
-                        name.as_os_str(),
-                        runs.as_fd(),
-                        dead.as_str(),
-                    )
-                    .map_err(io(&path))?;
-                    let lock =
-                        OFlag::O_CREAT | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-                    let _ = nix::fcntl::openat(
-                        runs.as_fd(),
-                        format!("{dead}.lock").as_str(),
-                        lock,
-                        Mode::from_bits_truncate(0o600),
-                    );
-                    out.push_str(&format!(
-                        "removed the kept container {} (files of container users: freed by the next run)\n",
-                        path.display()
-                    ));
-                }
-            }
-            let _ = nix::unistd::unlinkat(
-                containers.as_fd(),
-                format!("{}.lock", name.to_string_lossy()).as_str(),
-                nix::unistd::UnlinkatFlags::NoRemoveDir,
-            );
+            remove_kept(containers.as_fd(), runs.as_ref(), &base, &name, &mut out)?;
         }
     }
     if out.is_empty() {

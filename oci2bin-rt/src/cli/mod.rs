@@ -73,6 +73,8 @@ pub struct Cli {
     pub logs: Option<String>,
     /// Stop this background container (as `docker stop`) and exit
     pub stop: Option<String>,
+    /// Remove this container's kept layer and background state, then exit
+    pub rm_container: Option<String>,
     /// With `--logs`: only the last N lines
     pub tail: Option<String>,
     /// With `--logs`: keep printing while the container runs
@@ -238,6 +240,7 @@ enum Field {
     Ps,
     Logs,
     Stop,
+    RmContainer,
     Tail,
     Follow,
     Json,
@@ -266,7 +269,7 @@ struct Opt {
 /// Every option, in `--help` order. The table is the one definition of the command line:
 /// the parser, the splitter that finds where the container's arguments start, and `--help`
 /// all read it (a hand-written parser keeps clap's 135 KB out of every output binary).
-const OPTIONS: [Opt; 36] = [
+const OPTIONS: [Opt; 37] = [
     Opt {
         long: "entrypoint",
         short: None,
@@ -456,6 +459,13 @@ const OPTIONS: [Opt; 36] = [
         takes: Takes::Value("NAME"),
         field: Field::Stop,
         help: "Stop a background container as docker stop does (--stop-timeout N: SIGKILL after N s)",
+    },
+    Opt {
+        long: "rm-container",
+        short: None,
+        takes: Takes::Value("NAME"),
+        field: Field::RmContainer,
+        help: "Remove a stopped container: its kept changes (--name) and its background state",
     },
     Opt {
         long: "tail",
@@ -663,6 +673,7 @@ fn set_text(cli: &mut Cli, field: Field, text: String) -> Result<(), UsageError>
         Field::Ps => cli.ps = true,
         Field::Logs => cli.logs = Some(check_name(text)?),
         Field::Stop => cli.stop = Some(check_name(text)?),
+        Field::RmContainer => cli.rm_container = Some(check_name(text)?),
         Field::Tail => cli.tail = Some(text),
         Field::Follow => cli.follow = true,
         Field::Json => cli.json = true,
@@ -1056,6 +1067,7 @@ Options:
       --ps                         List the background containers: name, status, pid, uptime, command (--json)
       --logs <NAME>                Print a background container's stdout and stderr (--tail N, -f to follow)
       --stop <NAME>                Stop a background container as docker stop does (--stop-timeout N: SIGKILL after N s)
+      --rm-container <NAME>        Remove a stopped container: its kept changes (--name) and its background state
       --tail <N>                   With --logs: only the last N lines
   -f, --follow                     With --logs: keep printing while the container runs
       --json                       With --ps: one JSON array

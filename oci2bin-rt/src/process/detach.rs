@@ -348,6 +348,26 @@ pub fn detach(dir: &Path, name: &str, command: &str) -> Result<PathBuf, DetachEr
     }
 }
 
+/// `--rm-container`: forgets the background state of `name` (refused while it runs);
+/// whether there was any.
+pub fn forget(dir: &Path, name: &str) -> Result<bool, DetachError> {
+    match read_state(dir, name) {
+        Some(s) if s.running.is_some() => Err(DetachError::Running(name.into())),
+        _ if dir.join(name).is_dir() => {
+            let root = open_root(dir, caller_uid())?;
+            crate::layer::remove::remove_all_at(root.as_fd(), name.as_ref()).map_err(|e| {
+                DetachError::Io {
+                    action: "removing",
+                    path: dir.join(name),
+                    source: e.into(),
+                }
+            })?;
+            Ok(true)
+        }
+        _ => Ok(false),
+    }
+}
+
 /// Records the exit code of the background container whose state is `base`.
 pub fn record_exit(base: &Path, code: i32) {
     let _ = std::fs::write(base.join("exit"), format!("{code}\n"));
