@@ -666,6 +666,15 @@ fn detached_redis_is_listed_logged_and_stopped_through_the_binary() {
         ],
     ));
     assert_eq!(stdout(&out), "cache1\n");
+    // If an assertion below fails, the background container must not outlive the test.
+    struct StopOnDrop<'a>(&'a Setup, &'a Path);
+    impl Drop for StopOnDrop<'_> {
+        fn drop(&mut self) {
+            let stop = ["--stop", "cache1", "--stop-timeout", "5"];
+            let _ = user_output(&self.0.cmd(self.1, &stop));
+        }
+    }
+    let _guard = StopOnDrop(&s, &bin);
     assert!(
         start.elapsed() < Duration::from_secs(20),
         "-d waited for the container"
