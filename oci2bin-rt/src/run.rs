@@ -150,9 +150,10 @@ fn run_payload(
     };
     // One cache root for the image, the run's directory and the volumes, looked up once.
     let root = cache_root()?;
-    let state = detach::state_root(&root);
+    // Only the management options and -d need it: a plain start looks up nothing more.
+    let state = || detach::state_root(&root);
     if cli.ps {
-        print!("{}", detach::ps(&state, cli.json));
+        print!("{}", detach::ps(&state(), cli.json));
         return Ok(0);
     }
     if let Some(name) = &cli.logs {
@@ -164,17 +165,17 @@ fn run_payload(
             }
             other => other.map(Result::unwrap),
         };
-        detach::logs(&state, name, tail, cli.follow)?;
+        detach::logs(&state(), name, tail, cli.follow)?;
         return Ok(0);
     }
     if let Some(name) = &cli.stop {
         let after = options.stop.timeout.filter(|_| cli.stop_timeout.is_some());
-        detach::stop(&state, name, after)?;
+        detach::stop(&state(), name, after)?;
         println!("{name}");
         return Ok(0);
     }
     if let Some(name) = &cli.rm_container {
-        let had_state = detach::forget(&state, name)?;
+        let had_state = detach::forget(&state(), name)?;
         let text = housekeeping::remove_container(&root, name)?;
         if !had_state && text.is_empty() {
             return Err(DetachError::Unknown(name.clone()).into());
@@ -215,7 +216,7 @@ fn run_payload(
         mounts: prepare_mounts(&requests, &root)?,
         detach: cli
             .detach
-            .then(|| (state, cli.name.clone().unwrap_or_else(random_id))),
+            .then(|| (state(), cli.name.clone().unwrap_or_else(random_id))),
         ..options
     };
     let run = match (&cli.name, cli.rm) {

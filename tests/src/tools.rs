@@ -29,6 +29,23 @@ pub fn system_tool(candidates: &[&str]) -> PathBuf {
         .to_path_buf()
 }
 
+/// Kills, when dropped, the rootless podman pause process that a test's podman started
+/// with this runtime directory (`XDG_RUNTIME_DIR`): it outlives `podman load`.
+pub struct PodmanPause(pub PathBuf);
+
+impl Drop for PodmanPause {
+    fn drop(&mut self) {
+        let pidfile = self.0.join("libpod/tmp/pause.pid");
+        if let Some(pid) = std::fs::read_to_string(pidfile)
+            .ok()
+            .and_then(|s| s.trim().parse::<i32>().ok())
+        {
+            // SAFETY: kill(2) on the pid podman recorded for this test's runtime directory.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

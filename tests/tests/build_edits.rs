@@ -7,6 +7,7 @@
 use oci2bin_tests::built::{inspect_json, strings};
 use oci2bin_tests::paths::e2e_dir;
 use oci2bin_tests::procs::{signal, wait_for_child_exe};
+use oci2bin_tests::tools::run_ok;
 use oci2bin_tests::{
     build_binary, fixture_images, free_port, image_source, nosub_user, postgres_query, test_images,
     test_user, CacheState, TestDir, TestUser, UserCommand,
@@ -217,20 +218,9 @@ fn entrypoint_alone_resets_cmd_and_empty_clears_it() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "cmd only\n");
 }
 
-/// Kills the rootless podman pause process a test started (it outlives `podman load`).
-struct PodmanPause(PathBuf);
-
-impl Drop for PodmanPause {
-    fn drop(&mut self) {
-        let pidfile = self.0.join("libpod/tmp/pause.pid");
-        if let Some(pid) = fs::read_to_string(pidfile)
-            .ok()
-            .and_then(|s| s.trim().parse::<i32>().ok())
-        {
-            // SAFETY: kill(2) on the pid podman recorded for this test's runtime directory.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-        }
-    }
+/// `skopeo inspect --config --raw REF`: the image config's exact bytes.
+fn skopeo_config(reference: &str) -> Output {
+    run_ok(Command::new("skopeo").args(["inspect", "--config", "--raw", reference]))
 }
 
 #[test]
@@ -244,33 +234,14 @@ fn skopeo_and_rootless_podman_accept_the_edited_binary() {
         .iter()
         .map(|l| l["diff_id"].clone())
         .collect();
-    let skopeo = Command::new("skopeo")
-        .args(["inspect", &format!("docker-archive:{}", bin.display())])
-        .output()
-        .unwrap();
-    assert!(
-        skopeo.status.success(),
-        "skopeo: {}",
-        String::from_utf8_lossy(&skopeo.stderr)
+    let skopeo = run_ok(
+        Command::new("skopeo").args(["inspect", &format!("docker-archive:{}", bin.display())]),
     );
     let v: Value = serde_json::from_slice(&skopeo.stdout).unwrap();
     assert_eq!(v["Layers"].as_array().unwrap().len(), diff_ids.len());
     assert_eq!(v["Labels"]["org.example.edited"], "yes");
     assert!(strings(&v["Env"]).unwrap().contains(&"FOO=bar".to_string()));
-    let raw = Command::new("skopeo")
-        .args([
-            "inspect",
-            "--config",
-            "--raw",
-            &format!("oci-archive:{}", bin.display()),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        raw.status.success(),
-        "{}",
-        String::from_utf8_lossy(&raw.stderr)
-    );
+    let raw = skopeo_config(&format!("oci-archive:{}", bin.display()));
     assert_eq!(
         oci2bin_rt::oci::Digest::of(&raw.stdout).to_string(),
         report["config_digest"].as_str().unwrap()
@@ -280,7 +251,7 @@ fn skopeo_and_rootless_podman_accept_the_edited_binary() {
     let dir = TestDir::new("build_edits_podman");
     let home = dir.user_dir("home", &user);
     let runtime = dir.user_dir("run", &user);
-    let _pause = PodmanPause(runtime.clone());
+    let _pause = oci2bin_tests::tools::PodmanPause(runtime.clone());
     let podman = |args: &[&str]| {
         let out = UserCommand::new(&user, "/usr/bin/podman")
             .arg("--storage-driver=vfs")
@@ -471,20 +442,7 @@ fn squash_gives_one_layer_with_the_same_tree() {
     assert_eq!(info["layers"].as_array().unwrap().len(), 1);
     assert_eq!(report["edits"]["squashed"], true);
     // The history says what happened, and has one non-empty entry for the one layer.
-    let raw = Command::new("skopeo")
-        .args([
-            "inspect",
-            "--config",
-            "--raw",
-            &format!("docker-archive:{}", squashed.display()),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        raw.status.success(),
-        "{}",
-        String::from_utf8_lossy(&raw.stderr)
-    );
+    let raw = skopeo_config(&format!("docker-archive:{}", squashed.display()));
     let config: Value = serde_json::from_slice(&raw.stdout).unwrap();
     let history = config["history"].as_array().cloned().unwrap_or_default();
     if !history.is_empty() {

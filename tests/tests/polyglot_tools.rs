@@ -332,22 +332,6 @@ fn docker_loads_and_runs_a_gzip_build() {
     drop(daemon);
 }
 
-/// Kills the rootless podman pause process a test started (it outlives `podman load`).
-struct PodmanPause(PathBuf);
-
-impl Drop for PodmanPause {
-    fn drop(&mut self) {
-        let pidfile = self.0.join("libpod/tmp/pause.pid");
-        if let Some(pid) = fs::read_to_string(pidfile)
-            .ok()
-            .and_then(|s| s.trim().parse::<i32>().ok())
-        {
-            // SAFETY: kill(2) on the pid podman recorded for this test's runtime directory.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-        }
-    }
-}
-
 fn podman(user: &TestUser, home: &Path, runtime: &Path, args: &[&str]) -> std::process::Output {
     let out = UserCommand::new(user, "/usr/bin/podman")
         .arg("--storage-driver=vfs")
@@ -377,7 +361,7 @@ fn rootless_podman_loads_a_zstd_build() {
     let dir = TestDir::new("polyglot_podman");
     let home = dir.user_dir("home", &user);
     let runtime = dir.user_dir("run", &user);
-    let _pause = PodmanPause(runtime.clone());
+    let _pause = oci2bin_tests::tools::PodmanPause(runtime.clone());
     let load = podman(
         &user,
         &home,

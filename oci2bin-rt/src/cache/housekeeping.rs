@@ -65,14 +65,15 @@ fn held_locks(dir: BorrowedFd<'_>) -> usize {
     names
         .iter()
         .filter_map(|n| n.to_str().filter(|n| n.ends_with(".lock")))
-        .filter(|name| {
-            let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-            let Ok(fd) = nix::fcntl::openat(dir, *name, flags, Mode::empty()) else {
-                return false;
-            };
-            Flock::lock(File::from(fd), FlockArg::LockSharedNonblock).is_err()
-        })
+        .filter(|name| is_held(dir, name))
         .count()
+}
+
+/// Whether someone holds the lock file `name` in `dir` (a missing one is free).
+fn is_held(dir: BorrowedFd<'_>, name: &str) -> bool {
+    let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    nix::fcntl::openat(dir, name, flags, Mode::empty())
+        .is_ok_and(|fd| Flock::lock(File::from(fd), FlockArg::LockSharedNonblock).is_err())
 }
 
 /// Removes the kept container `name` in `containers` (at `base`), saying so in `out`.
@@ -132,14 +133,7 @@ pub fn remove_container(root: &Path, name: &str) -> Result<String, CacheError> {
     let (runs, containers) = (dir("runs")?, dir("containers")?);
     let mut out = String::new();
     if let Some(containers) = containers.filter(|_| root.join("containers").join(name).is_dir()) {
-        let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-        let lock = nix::fcntl::openat(
-            containers.as_fd(),
-            format!("{name}.lock").as_str(),
-            flags,
-            Mode::empty(),
-        );
-        if lock.is_ok_and(|fd| Flock::lock(File::from(fd), FlockArg::LockSharedNonblock).is_err()) {
+        if is_held(containers.as_fd(), &format!("{name}.lock")) {
             return Err(CacheError::ContainerInUse(name.to_string()));
         }
         let base = root.join("containers");

@@ -85,18 +85,7 @@ impl RunDir {
     /// cache is) and finds the directories of killed runs.
     pub fn create(root: &Path) -> Result<RunDir, CacheError> {
         let uid = caller_uid();
-        let io = |action: &'static str, path: &Path| {
-            let path = path.to_path_buf();
-            move |e: nix::errno::Errno| CacheError::Io {
-                action,
-                path,
-                source: e.into(),
-            }
-        };
-        let root_fd = open_root(root, uid)?;
-        let runs_path = root.join("runs");
-        let runs = open_dir_at(root_fd.as_fd(), root, "runs".as_ref(), true, uid)?
-            .expect("created when missing");
+        let (_, runs_path, runs) = open_runs(root, uid)?;
         // The lock first, then the directory: a directory with a free lock is a dead run's.
         let (name, lock_fd) = loop {
             let name = crate::ns::ident::random_id();
@@ -144,22 +133,11 @@ impl RunDir {
     /// found as by [`RunDir::create`].
     pub fn open_named(root: &Path, name: &str, image: &str) -> Result<RunDir, CacheError> {
         let uid = caller_uid();
-        let root_fd = open_root(root, uid)?;
-        let runs_path = root.join("runs");
-        let runs = open_dir_at(root_fd.as_fd(), root, "runs".as_ref(), true, uid)?
-            .expect("created when missing");
+        let (root_fd, runs_path, runs) = open_runs(root, uid)?;
         let containers_path = root.join("containers");
         let containers = open_dir_at(root_fd.as_fd(), root, "containers".as_ref(), true, uid)?
             .expect("created when missing");
         let path = containers_path.join(name);
-        let io = |action: &'static str, path: &Path| {
-            let path = path.to_path_buf();
-            move |e: nix::errno::Errno| CacheError::Io {
-                action,
-                path,
-                source: e.into(),
-            }
-        };
         let lock_name = format!("{name}.lock");
         let lock_fd = open_lock_at(
             containers.as_fd(),
@@ -252,6 +230,25 @@ impl RunDir {
         }
         failed
     }
+}
+
+/// The error for a failed `action` on `path`, for `map_err`.
+fn io(action: &'static str, path: &Path) -> impl FnOnce(nix::errno::Errno) -> CacheError {
+    let path = path.to_path_buf();
+    move |e| CacheError::Io {
+        action,
+        path,
+        source: e.into(),
+    }
+}
+
+/// Opens the checked cache root and its `runs/` (created when missing); returns the root,
+/// the path of `runs/` and `runs/` itself.
+fn open_runs(root: &Path, uid: u32) -> Result<(OwnedFd, PathBuf, OwnedFd), CacheError> {
+    let root_fd = open_root(root, uid)?;
+    let runs = open_dir_at(root_fd.as_fd(), root, "runs".as_ref(), true, uid)?
+        .expect("created when missing");
+    Ok((root_fd, root.join("runs"), runs))
 }
 
 /// Checks that the kept container in `dir` (at `path`) was made from `image`, recording it

@@ -12,8 +12,8 @@
 //! survives the runtime being killed: such a container shows as `killed`.
 
 use crate::cache::trust::{caller_uid, open_dir_at, open_root, TrustError};
+use crate::process::output_relay::read_until_eof;
 use crate::process::relay::write_all;
-use nix::errno::Errno;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::{fork, ForkResult, Pid};
 use std::fmt::Write as _;
@@ -249,24 +249,15 @@ fn log_until_eof(from: &OwnedFd, path: &Path) {
     };
     let Some(mut file) = open() else { return };
     let mut size = file.metadata().map_or(0, |m| m.len());
-    let mut buf = [0u8; 16 << 10];
-    loop {
-        let n = match nix::unistd::read(from, &mut buf) {
-            Ok(0) => return,
-            Ok(n) => n,
-            Err(Errno::EINTR) => continue,
-            Err(_) => return,
-        };
-        if size + n as u64 > LOG_LIMIT {
+    read_until_eof(from, |chunk| {
+        if size + chunk.len() as u64 > LOG_LIMIT {
             let _ = std::fs::rename(path, path.with_extension("1"));
-            let Some(f) = open() else { return };
+            let Some(f) = open() else { return false };
             (file, size) = (f, 0);
         }
-        if write_all(file.as_fd(), &buf[..n]).is_err() {
-            return;
-        }
-        size += n as u64;
-    }
+        size += chunk.len() as u64;
+        write_all(file.as_fd(), chunk).is_ok()
+    });
 }
 
 /// Forks into the background as the container `name` running `command` (see the module).

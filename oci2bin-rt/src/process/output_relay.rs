@@ -25,14 +25,15 @@ fn needs_relay(fd: BorrowedFd<'_>) -> bool {
     }
 }
 
-/// Copies `from` to `to` until end of file (or until `to` fails).
-fn copy_until_eof(from: &OwnedFd, to: &OwnedFd) {
+/// Reads `from` until end of file, handing each chunk to `sink`, which says whether to go
+/// on (the copy loop of this relay and of the detached containers' log).
+pub(crate) fn read_until_eof(from: &OwnedFd, mut sink: impl FnMut(&[u8]) -> bool) {
     let mut buf = [0u8; 16 << 10];
     loop {
         match nix::unistd::read(from, &mut buf) {
             Ok(0) => return,
             Ok(n) => {
-                if crate::process::relay::write_all(to.as_fd(), &buf[..n]).is_err() {
+                if !sink(&buf[..n]) {
                     return;
                 }
             }
@@ -83,7 +84,9 @@ impl OutputRelays {
                     for stdio in 0..3 {
                         let _ = nix::unistd::close(stdio);
                     }
-                    copy_until_eof(&read, &original);
+                    read_until_eof(&read, |chunk| {
+                        crate::process::relay::write_all(original.as_fd(), chunk).is_ok()
+                    });
                     std::process::exit(0)
                 }
                 Ok(ForkResult::Parent { child }) => {
